@@ -1,0 +1,1 @@
+"""quote-stance training: annotation tools, experiments, evaluation (may import `inference`)."""
