@@ -152,6 +152,8 @@ def _unpaired_edge_mark(content: str) -> bool:
     """
     qm = quotation_marks()
     first, last = content[0], content[-1]
+    if len(content) > 1 and first in qm.openers and qm.closes(first, last):
+        return True
     if first in qm.all and not any(qm.closes(first, c) for c in content[1:]):
         return True
     return last in qm.all and not any(qm.closes(o, last) for o in content[:-1])
