@@ -102,5 +102,85 @@ def stats(
     render_stats(annotation_stats(paths or [ANNOTATIONS]), console)
 
 
+@app.command()
+def train(
+    config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="experiments/<name>.yaml"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar or tables (for scripts)."),
+    register: bool = typer.Option(True, help="Register the model as `quote-stance` in the MLflow registry."),
+    bundle: bool = typer.Option(False, help="Also copy the fitted pipeline into the package as its preset."),
+) -> None:
+    """Cross-validate an experiment (LODO on seeds, LOLO on authored), fit it on all data, log to MLflow."""
+    from training.train import run_experiment
+
+    metrics = run_experiment(config, quiet=quiet, register=register, bundle=bundle)
+    if not quiet:
+        from training.report import metrics_table
+
+        console.print(metrics_table(metrics))
+
+
+@app.command()
+def evaluate(
+    gold: Path = typer.Argument(..., exists=True, help="Gold JSONL (annotation format)."),
+    model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
+    output: Path = typer.Option(None, "--output", "-o", help="Also write the predictions here (JSONL)."),
+) -> None:
+    """Score a model against gold documents with the training metrics. Note: the bundled model
+    was fitted on the bundled annotations, so scoring it on them measures training data."""
+    from inference.analyzer import load_analyzer
+    from inference.scoring import score
+    from inference.validate import read_jsonl, write_jsonl
+    from training.experiment import raw
+    from training.report import metrics_table
+
+    golds = _read_or_exit(read_jsonl, gold)
+    analyzer = load_analyzer(model)
+    preds = list(_progress(analyzer.analyze_many([raw(d) for d in golds]), len(golds), "analyzing"))
+    if output:
+        write_jsonl(preds, output)
+    s = score(golds, preds)
+    console.print(metrics_table({k: v for k, v in s.items() if isinstance(v, (int, float))}))
+
+
+@app.command()
+def analyze(
+    source: str = typer.Argument(..., help="A .txt file, a .jsonl file of documents, a folder of them, or - for stdin."),
+    published: str = typer.Option(None, help="Publication date YYYY-MM-DD for plain texts (resolves role titles)."),
+    lang: str = typer.Option(None, help="Language code; detected when omitted."),
+    fmt: str = typer.Option("table", "--format", "-f", help="json | jsonl | table"),
+    model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
+) -> None:
+    """Find quotes, speakers and stances in texts; a table for people, JSON for programs."""
+    from inference.analyzer import load_analyzer
+    from training.analyze_io import iter_inputs
+    from training.report import document_table
+
+    if fmt not in ("json", "jsonl", "table"):
+        err_console.print(f"error: --format must be json, jsonl or table, not {fmt!r}")
+        raise typer.Exit(2)
+    inputs = iter_inputs(source, published=published, lang=lang, on_error=lambda msg: err_console.print(f"error: {msg}", markup=False))
+    analyzer = load_analyzer(model)
+    docs = analyzer.analyze_many(inputs.documents())
+    if fmt == "table":
+        for doc in _progress(docs, inputs.count, "analyzing"):
+            console.print(document_table(doc))
+    elif fmt == "jsonl":
+        for doc in _progress(docs, inputs.count, "analyzing"):
+            typer.echo(doc.to_json())
+    else:
+        import json
+
+        typer.echo(json.dumps([d.to_dict() for d in _progress(docs, inputs.count, "analyzing")], ensure_ascii=False, indent=1))
+    if inputs.errors:
+        raise typer.Exit(1)
+
+
+def _progress(items, total: int | None, label: str):
+    """A progress bar (on stderr, so JSON on stdout stays clean) for many documents; none for one."""
+    from tqdm import tqdm
+
+    return tqdm(items, total=total, desc=label, disable=not total or total < 2, leave=False)
+
+
 if __name__ == "__main__":
     app()

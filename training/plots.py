@@ -1,0 +1,79 @@
+"""Charts logged with each run: per-language metric bars and confusion matrices (PNG)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+from inference.document import STANCE_LABELS  # noqa: E402
+from inference.registry import default_registry  # noqa: E402
+from training.errors import align  # noqa: E402
+
+BAR_METRICS = ("quote_f1_overlap", "attribution_accuracy_e2e", "stance_macro_f1")
+
+
+def per_language_bars(per_lang: dict[str, dict[str, float]], title: str, path: Path) -> None:
+    langs = sorted(per_lang)
+    x = np.arange(len(langs))
+    width = 0.8 / len(BAR_METRICS)
+    fig, ax = plt.subplots(figsize=(max(6, len(langs) * 0.9), 4))
+    for i, metric in enumerate(BAR_METRICS):
+        ax.bar(x + i * width, [per_lang[lang].get(metric, 0.0) for lang in langs], width, label=metric)
+    ax.set_xticks(x + width * (len(BAR_METRICS) - 1) / 2, langs)
+    ax.set_ylim(0, 1)
+    ax.set_title(title)
+    ax.legend(fontsize=8, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def confusion(labels: list[str], pairs: list[tuple[str, str]], title: str, path: Path) -> None:
+    idx = {lab: i for i, lab in enumerate(labels)}
+    m = np.zeros((len(labels), len(labels)), dtype=int)
+    for g, p in pairs:
+        m[idx[g], idx[p]] += 1
+    fig, ax = plt.subplots(figsize=(1.0 + 0.6 * len(labels), 0.8 + 0.6 * len(labels)))
+    ax.imshow(m, cmap="Blues")
+    ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
+    ax.set_yticks(range(len(labels)), labels, fontsize=8)
+    ax.set_xlabel("predicted")
+    ax.set_ylabel("gold")
+    for (i, j), v in np.ndenumerate(m):
+        if v:
+            ax.text(j, i, str(v), ha="center", va="center", fontsize=7, color="white" if v > m.max() / 2 else "black")
+    ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def save_charts(results, scores: dict, out: Path) -> None:
+    """Per-language bars for each evaluation, and speaker/stance confusion over aligned quotes."""
+    out.mkdir(parents=True, exist_ok=True)
+    speakers = [*default_registry().speakers, "other", "none", "missed"]
+    stances = [*STANCE_LABELS, "none"]
+    for kind, res in results.items():
+        per_lang = scores.get(kind, {}).get("per_language", {})
+        if per_lang:
+            per_language_bars(per_lang, f"{kind}: per language", out / f"{kind}_per_language.png")
+        sp_pairs, st_pairs = [], []
+        preds = {p.doc_id: p for p in res.pred}
+        for gold in res.gold:
+            for g, p in align(gold, preds[gold.doc_id]):
+                if g is None:
+                    continue
+                sp_pairs.append((g.speaker or "none", "missed" if p is None else (p.speaker or "none")))
+                if p is None:
+                    continue
+                pst = {s.topic: s.stance for s in p.stances}
+                st_pairs += [(s.stance, pst.get(s.topic, "none")) for s in g.stances]
+                gst = {s.topic for s in g.stances}
+                st_pairs += [("none", s.stance) for s in p.stances if s.topic not in gst]
+        confusion(speakers, sp_pairs, f"{kind}: speaker (gold quotes)", out / f"{kind}_speaker_confusion.png")
+        confusion(stances, st_pairs, f"{kind}: stance per (quote, topic)", out / f"{kind}_stance_confusion.png")
