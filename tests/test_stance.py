@@ -1,0 +1,60 @@
+import copy
+
+import pytest
+
+from inference.pipeline.stance import StanceClassifier
+from inference.safe_io import UnsafeModelFileError, load_skops
+
+
+def _strip(doc):
+    d = copy.deepcopy(doc)
+    for q in d.quotes:
+        q.stances = []
+    return d
+
+
+@pytest.fixture(scope="module")
+def fitted(seed_docs):
+    """Fitted on four seeds; seed-000 (Bengali) is held out."""
+    return StanceClassifier(backend="fast").fit([d for d in seed_docs if d.doc_id != "seed-000"])
+
+
+def test_held_out_bengali_shoigu_quote_is_against_missile_defense(fitted, seed_docs):
+    doc = fitted(_strip(seed_docs[0]))
+    shoigu_direct = next(q for q in doc.quotes if q.speaker == "shoigu" and q.kind == "direct")
+    assert shoigu_direct.stance_on("missile_defense") == "against"
+
+
+def test_save_load_gives_identical_predictions(fitted, seed_docs, tmp_path):
+    fitted.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    a = fitted(_strip(seed_docs[0])).to_dict()
+    b = again(_strip(seed_docs[0])).to_dict()
+    assert a == b
+
+
+def test_tampered_model_file_is_refused_not_executed(fitted, tmp_path):
+    import skops.io as sio
+
+    class Evil:
+        pass
+
+    path = tmp_path / "evil.skops"
+    sio.dump({"x": Evil()}, path)
+    with pytest.raises(UnsafeModelFileError, match="refuses to load types"):
+        load_skops(path)
+    garbage = tmp_path / "garbage.skops"
+    garbage.write_bytes(b"not a zip")
+    with pytest.raises(UnsafeModelFileError, match="not a valid skops"):
+        load_skops(garbage)
+
+
+def test_lexicon_baseline_needs_no_training_and_finds_missile_defense(seed_docs):
+    doc = StanceClassifier(backend="lexicon")(_strip(seed_docs[2]))
+    shoigu = [q for q in doc.quotes if q.speaker == "shoigu" and q.kind == "direct"][0]
+    assert shoigu.stance_on("missile_defense") == "against"
+
+
+def test_unknown_backend_is_a_clear_error(seed_docs):
+    with pytest.raises(ValueError, match="unknown stance backend"):
+        StanceClassifier(backend="magic").fit(seed_docs)
