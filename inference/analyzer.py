@@ -42,6 +42,15 @@ def component_class(name: str) -> type[Component]:
     return getattr(import_module(module), cls)
 
 
+def stage_name(component: Component) -> str:
+    """The allow-listed stage key under which a component's class is registered."""
+    path = f"{type(component).__module__}:{type(component).__name__}"
+    for stage, registered in COMPONENTS.items():
+        if registered == path:
+            return stage
+    raise ModelLoadError(f"{path} is not a registered pipeline component; add it to COMPONENTS")
+
+
 class Analyzer:
     """Runs the pipeline stages over raw text and returns Documents in the annotation format."""
 
@@ -107,8 +116,9 @@ class Analyzer:
         path.mkdir(parents=True, exist_ok=True)
         spec = {"format_version": FORMAT_VERSION, "components": [], "metadata": self.metadata}
         for c in self.components:
-            c.save(path / c.name)
-            spec["components"].append(c.name)
+            stage = stage_name(c)
+            c.save(path / stage)
+            spec["components"].append(stage)
         (path / PIPELINE_FILE).write_text(json.dumps(spec, indent=1, ensure_ascii=False), encoding="utf-8")
 
     @classmethod
