@@ -1,0 +1,327 @@
+"""Speaker attribution: candidate mentions around each quote, a learned ranker picks one.
+
+Candidates are registry names (all scripts, inflected forms by prefix), role titles resolved to
+the office holder on `doc.published`, pronouns linked to the previous speaker, generic
+person-like spans next to the cue (mapped to `other`, or to null for collective speakers), and
+a mention-less candidate that carries the previous quote's speaker (pro-drop).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from inference.document import Document, Quote
+from inference.pipeline.base import Component
+from inference.pipeline.lexicon import CLAUSE, TERMINAL, Lexicon, TextIndex, find_terms, is_word_char, load_lexicon
+from inference.pipeline.linear import LinearScorer
+from inference.registry import OTHER, Registry, default_registry
+
+WINDOW = 400
+GENERIC_WORDS = 3
+
+
+@dataclass
+class Mention:
+    """A candidate: span (None for the mention-less candidate), type and the speaker it implies."""
+
+    span: tuple[int, int] | None
+    type: str
+    speaker: str | None
+
+
+def _name_terms(registry: Registry) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for sp in registry.speakers.values():
+        for names in sp.names.values():
+            for n in names:
+                out.setdefault(n, sp.id)
+    return out
+
+
+def _title_terms(registry: Registry) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for off in registry.offices.values():
+        for titles in off.titles.values():
+            for t in titles:
+                out.setdefault(t, off.id)
+    return out
+
+
+def _dedupe(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Drop matches inside longer ones (the alternation is per term list, so overlaps occur)."""
+    found = sorted(set(found), key=lambda s: (s[0], -(s[1] - s[0])))
+    out: list[tuple[int, int]] = []
+    for s in found:
+        if out and s[0] < out[-1][1]:
+            continue
+        out.append(s)
+    return out
+
+
+class SpeakerAttributor(Component):
+    """Fills `mention`, `speaker`, the cue (when missing) and confidence["speaker"] of each quote."""
+
+    name = "speaker_attributor"
+
+    def __init__(self, learned: bool = True, C: float = 1.0):
+        self.learned = learned
+        self.C = C
+        self.ranker_: LinearScorer | None = None
+
+    def _mentions(self, doc: Document, lex: Lexicon, registry: Registry) -> list[Mention]:
+        text = doc.text
+        names = _name_terms(registry)
+        titles = _title_terms(registry)
+        out: list[Mention] = []
+        taken: list[tuple[int, int]] = []
+        for s, e in _dedupe(find_terms(text, tuple(titles), lex.word_boundaries, lex.inflected)):
+            key = next((t for t in sorted(titles, key=len, reverse=True) if text.startswith(t, s)), None)
+            if key is not None:
+                holder = registry.holder(titles[key], doc.published)
+                out.append(Mention((s, e), "title", holder if holder is not None else OTHER))
+                taken.append((s, e))
+        for s, e in _dedupe(find_terms(text, tuple(names), lex.word_boundaries, lex.inflected)):
+            key = next((n for n in sorted(names, key=len, reverse=True) if text.startswith(n, s)), None)
+            if key is None:
+                continue
+            inside_title = [t for t in taken if t[0] <= s and e <= t[1]]
+            if inside_title:
+                continue
+            out.append(Mention((s, e), "name", names[key]))
+        for s, e in lex.find_pronouns(text):
+            if not any(m.span[0] <= s < m.span[1] for m in out):
+                out.append(Mention((s, e), "pronoun", None))
+        out.sort(key=lambda m: m.span)
+        return out
+
+    def _generic(self, doc: Document, lex: Lexicon, cue: tuple[int, int] | None, content: tuple[int, int]) -> list[Mention]:
+        """Short word runs touching the cue (either side) or before a subject marker."""
+        if cue is None:
+            return []
+        text = doc.text
+        out = []
+        cs, ce = cue
+        stops = TERMINAL | CLAUSE | frozenset("「」“”\"«»『』:：\n()")
+        j = cs
+        while j > 0 and text[j - 1] == " ":
+            j -= 1
+        for marker in sorted(lex.subject_markers, key=len, reverse=True):
+            k = text.rfind(marker, max(0, cs - 40), cs)
+            if k > 0:
+                j = k
+                break
+        end = j
+        start = end
+        words = 0
+        while start > 0 and text[start - 1] not in stops and not (content[0] < start <= content[1]):
+            if text[start - 1] == " ":
+                words += 1
+                if words >= GENERIC_WORDS:
+                    break
+            start -= 1
+        if end - start >= 2:
+            out.append(self._classify_generic(text, lex, (start, end)))
+        k = ce
+        while k < len(text) and text[k] == " ":
+            k += 1
+        start, end, words = k, k, 0
+        while end < len(text) and text[end] not in stops and not (content[0] <= end < content[1]):
+            if end > start and text[end - 1] == " " and lex.complementizer_at(text, end):
+                break
+            if text[end] == " ":
+                words += 1
+                if words >= GENERIC_WORDS:
+                    break
+            end += 1
+        end = start + len(text[start:end].rstrip())
+        if end - start >= 2 and is_word_char(text[start]) and not lex.complementizer_at(text, start):
+            out.append(self._classify_generic(text, lex, (start, end)))
+        return out
+
+    @staticmethod
+    def _classify_generic(text: str, lex: Lexicon, span: tuple[int, int]) -> Mention:
+        phrase = text[span[0] : span[1]]
+        if lex.is_collective(phrase):
+            return Mention(span, "collective", None)
+        return Mention(span, "generic", OTHER)
+
+    def _features(
+        self, doc: Document, index: TextIndex, quote: Quote, m: Mention, rank: int, quotes: list[Quote]
+    ) -> dict:
+        text = doc.text
+        s, e = quote.content
+        f: dict[str, float] = {f"type={m.type}": 1.0}
+        if m.span is None:
+            f["has_prev_speaker"] = float(m.speaker is not None)
+            f["has_cue"] = float(quote.cue is not None)
+            return f
+        ms, me = m.span
+        before = me <= s
+        dist = s - me if before else ms - e
+        f["dir=before"] = float(before)
+        f["dir=inside"] = float(s <= ms and me <= e)
+        f["log_dist"] = math.log1p(max(0, dist))
+        f["rank"] = float(min(rank, 5))
+        f[f"rank{min(rank, 3)}_{m.type}"] = 1.0
+        edge = s if before else e - 1
+        f["same_sentence"] = float(index.sentence_of(ms) == index.sentence_of(max(0, edge)))
+        f["same_paragraph"] = float(index.paragraph_of(ms) == index.paragraph_of(max(0, edge)))
+        lo, hi = (me, s) if before else (e, ms)
+        between = text[lo:hi] if lo < hi else ""
+        f["newline_between"] = float("\n" in between)
+        f["colon_layout"] = float(before and between.rstrip(" \n「“\"«„").endswith((":", "：")))
+        f["intervening_quotes"] = float(
+            min(3, sum(1 for q in quotes if q is not quote and lo <= q.content[0] and q.content[1] <= hi))
+        )
+        if quote.cue is not None:
+            cs, ce = quote.cue
+            f["cue_dist"] = math.log1p(min(abs(ms - ce), abs(cs - me)))
+            f["cue_adjacent"] = float(min(abs(ms - ce), abs(cs - me)) <= 12)
+            f["cue_between"] = float(lo <= cs and ce <= hi)
+            f["cue_same_sentence"] = float(index.sentence_of(ms) == index.sentence_of(cs))
+        else:
+            f["no_cue"] = 1.0
+        f["in_other_quote"] = float(any(q.content[0] <= ms and me <= q.content[1] for q in quotes if q is not quote))
+        f["unresolved"] = float(m.speaker is None and m.type == "pronoun")
+        return f
+
+    def _groups(self, doc: Document) -> list[tuple[Quote, list[Mention], list[dict]]]:
+        """Candidates and features per quote, quotes in order; pronouns link to the last speaker."""
+        lex = load_lexicon(doc.lang)
+        registry = default_registry()
+        index = TextIndex(doc.text)
+        mentions = self._mentions(doc, lex, registry)
+        quotes = sorted(doc.quotes, key=lambda q: q.content[0])
+        groups = []
+        for q in quotes:
+            s, e = q.content
+            near = [m for m in mentions if (m.span[1] <= s and s - m.span[1] <= WINDOW) or (m.span[0] >= e and m.span[0] - e <= WINDOW)]
+            near += [
+                g
+                for g in self._generic(doc, lex, q.cue, q.content)
+                if not any(m.span[0] < g.span[1] and g.span[0] < m.span[1] for m in mentions)
+            ]
+            near.append(Mention(None, "zero", None))
+            groups.append((q, near))
+        return groups, index, mentions
+
+    def _resolve(self, m: Mention, mentions: list[Mention], previous: str | None) -> str | None:
+        if m.type == "pronoun" or m.type == "zero":
+            if previous is not None:
+                return previous
+            if m.span is None:
+                return None
+            prior = [x for x in mentions if x.type in ("name", "title") and x.span[1] <= m.span[0]]
+            return prior[-1].speaker if prior else None
+        return m.speaker
+
+    def _run(self, doc: Document, gold: Document | None = None):
+        groups, index, mentions = self._groups(doc)
+        quotes = [q for q, _ in groups]
+        previous: str | None = None
+        gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
+        for q, cands in groups:
+            for m in cands:
+                if m.type in ("pronoun", "zero"):
+                    m.speaker = self._resolve(m, mentions, previous)
+            by_dir: dict[tuple[str, bool], int] = {}
+            feats = []
+            for m in sorted(cands, key=lambda m: _distance(q, m)):
+                key = (m.type, m.span is not None and m.span[1] <= q.content[0])
+                by_dir[key] = by_dir.get(key, 0) + 1
+                feats.append((m, self._features(doc, index, q, m, by_dir[key], quotes)))
+            g = gold_by_span.get(q.content)
+            chosen = yield q, feats, g
+            previous = chosen.speaker if chosen is not None and chosen.speaker is not None else previous
+            if g is not None:
+                previous = g.speaker if g.speaker is not None else previous
+
+    def fit(self, docs: list[Document]) -> SpeakerAttributor:
+        if not self.learned:
+            return self
+        X, y = [], []
+        for doc in docs:
+            gen = self._run(doc, doc)
+            try:
+                item = next(gen)
+                while True:
+                    q, feats, g = item
+                    labels = [_is_gold(m, g) for m, _ in feats]
+                    if any(labels):
+                        X.extend(f for _, f in feats)
+                        y.extend(int(v) for v in labels)
+                    item = gen.send(None)
+            except StopIteration:
+                pass
+        self.ranker_ = LinearScorer(C=self.C, class_weight=None).fit(X, y)
+        return self
+
+    def _rule_score(self, m: Mention, f: dict) -> float:
+        if m.span is None:
+            return 0.05
+        score = 0.0
+        score += 2.0 * f.get("cue_adjacent", 0.0) + 1.0 * f.get("cue_same_sentence", 0.0)
+        score += 0.5 * f.get("same_sentence", 0.0) + 0.3 * f.get("same_paragraph", 0.0)
+        score += 0.5 * f.get("colon_layout", 0.0) + {"name": 0.4, "title": 0.35, "pronoun": 0.3}.get(m.type, 0.0)
+        score -= 0.1 * f["log_dist"] + 1.0 * f.get("in_other_quote", 0.0) + f.get("dir=inside", 0.0)
+        return score
+
+    def __call__(self, doc: Document) -> Document:
+        out = doc.model_copy(deep=True)
+        gen = self._run(out)
+        try:
+            item = next(gen)
+            while True:
+                q, feats, _ = item
+                mentions = [m for m, _ in feats]
+                if self.learned and self.ranker_ is not None and self.ranker_.fitted:
+                    scores = list(self.ranker_.predict_proba([f for _, f in feats]))
+                else:
+                    scores = [self._rule_score(m, f) for m, f in feats]
+                best = max(range(len(mentions)), key=lambda i: scores[i])
+                chosen = mentions[best]
+                q.mention = chosen.span
+                q.speaker = chosen.speaker
+                conf = dict(q.confidence or {})
+                if self.learned and self.ranker_ is not None and self.ranker_.fitted:
+                    total = sum(scores) or 1.0
+                    conf["speaker"] = round(float(scores[best] / total), 4)
+                else:
+                    conf["speaker"] = 1.0 if chosen.span is not None else 0.5
+                q.confidence = conf
+                item = gen.send(chosen)
+        except StopIteration:
+            pass
+        return out
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {"params": {"learned": self.learned, "C": self.C}, "ranker": self.ranker_.to_dict() if self.ranker_ else None}
+        (path / "speaker_attributor.json").write_text(json.dumps(state), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> SpeakerAttributor:
+        state = json.loads((Path(path) / "speaker_attributor.json").read_text(encoding="utf-8"))
+        att = cls(**state["params"])
+        att.ranker_ = LinearScorer.from_dict(state["ranker"]) if state["ranker"] else None
+        return att
+
+
+def _distance(q: Quote, m: Mention) -> int:
+    if m.span is None:
+        return 10**9
+    if m.span[1] <= q.content[0]:
+        return q.content[0] - m.span[1]
+    return max(0, m.span[0] - q.content[1])
+
+
+def _is_gold(m: Mention, g: Quote | None) -> bool:
+    if g is None:
+        return False
+    if g.mention is None:
+        return m.span is None and m.speaker == g.speaker
+    return m.span is not None and m.span[0] < g.mention[1] and g.mention[0] < m.span[1] and m.speaker == g.speaker

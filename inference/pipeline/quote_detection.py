@@ -1,0 +1,510 @@
+"""Quote detection: direct quotes from quotation marks, indirect and mixed ones around cues.
+
+Direct candidates come from one linear scan over the marks of every convention (a bounded
+stack, so unbalanced marks cost nothing extra); a learned filter rejects scare quotes, titles
+and names in marks. Indirect candidates are spans before/after each reporting cue from the
+lexicon; a learned scorer picks the content span. Without fitting, both fall back to rules.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from inference.document import Document, Quote
+from inference.pipeline.base import Component
+from inference.pipeline.lexicon import (
+    CLAUSE,
+    TERMINAL,
+    Lexicon,
+    TextIndex,
+    count_tokens,
+    find_terms,
+    is_word_char,
+    load_lexicon,
+    strip_span,
+)
+from inference.pipeline.linear import LinearScorer
+from inference.quotemarks import QuotationMarks, quotation_marks
+from inference.registry import Registry, default_registry
+
+MAX_STACK = 32
+MAX_CLOSE_SEARCH = 4
+MAX_CARRIED_PARAGRAPHS = 4
+CLOSING_PUNCT = frozenset(".,;:!?)]}。、，．！？」』»›”’।؟،")
+
+
+@dataclass
+class MarkPair:
+    """One matched pair of quotation marks: positions of the marks and the stripped content."""
+
+    open: int
+    close: int
+    depth: int
+    multi_paragraph: bool
+    content: tuple[int, int]
+
+
+def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]:
+    """Pair quotation marks in one pass; nested, multi-paragraph and unbalanced marks handled.
+
+    A paragraph that ends inside an open quote continues it when the next paragraph opens with
+    the same mark (the multi-paragraph convention) or, for a few paragraphs, when the quote
+    itself opened a paragraph; otherwise the open marks are dropped.
+    """
+    marks = marks or quotation_marks()
+    all_marks = marks.all
+    openers = marks.openers
+    n = len(text)
+    stack: list[tuple[str, int, int]] = []
+    pairs: list[MarkPair] = []
+    skip = -1
+    i = 0
+    while i < n:
+        ch = text[i]
+        if ch == "\n":
+            if stack:
+                j = i + 1
+                while j < n and text[j].isspace():
+                    j += 1
+                op, pos, carried = stack[0]
+                if j < n and text[j] == op:
+                    stack = [(op, pos, carried + 1)]
+                    skip = j
+                elif carried < MAX_CARRIED_PARAGRAPHS and (pos == 0 or text[pos - 1] == "\n"):
+                    stack = [(op, pos, carried + 1)]
+                else:
+                    stack = []
+                i = j if j > i + 1 else i + 1
+                continue
+            i += 1
+            continue
+        if ch not in all_marks or i == skip:
+            i += 1
+            continue
+        prev = text[i - 1] if i > 0 else " "
+        nxt = text[i + 1] if i + 1 < n else " "
+        if ch in marks.ambidextrous and is_word_char(prev) and is_word_char(nxt) and ch == "'":
+            i += 1
+            continue
+        can_open_flank = not nxt.isspace() and nxt not in CLOSING_PUNCT
+        can_close_flank = not prev.isspace()
+        found = None
+        for k in range(len(stack) - 1, max(-1, len(stack) - 1 - MAX_CLOSE_SEARCH), -1):
+            if marks.closes(stack[k][0], ch):
+                found = k
+                break
+        action = None
+        if found is not None and ch in openers:
+            if can_close_flank and not can_open_flank:
+                action = "close"
+            elif can_open_flank and not can_close_flank:
+                action = "open"
+            elif can_open_flank and can_close_flank:
+                action = "close" if (stack[found][0] != ch or ch in marks.ambidextrous) else "open"
+        elif found is not None:
+            action = "close"
+        elif ch in openers and can_open_flank:
+            action = "open"
+        if action == "close":
+            op, pos, multi = stack[found]
+            start, end = strip_span(text, pos + 1, i)
+            pairs.append(MarkPair(pos, i, found, multi > 0, (start, end)))
+            stack = stack[:found]
+        elif action == "open":
+            if len(stack) >= MAX_STACK:
+                stack.pop(0)
+            stack.append((ch, i, 0))
+        i += 1
+    pairs.sort(key=lambda p: (p.open, -p.close))
+    return pairs
+
+
+def _log(x: float) -> float:
+    return math.log1p(max(0.0, x))
+
+
+@dataclass
+class _Context:
+    """Per-document lookups shared by the feature functions."""
+
+    doc: Document
+    lex: Lexicon
+    index: TextIndex
+    cues: list[tuple[int, int]]
+    names: list[tuple[int, int]]
+    name_set: set[str] = field(default_factory=set)
+
+
+def _registry_terms(registry: Registry) -> tuple[str, ...]:
+    terms = set()
+    for sp in registry.speakers.values():
+        for names in sp.names.values():
+            terms.update(names)
+    for off in registry.offices.values():
+        for titles in off.titles.values():
+            terms.update(titles)
+    return tuple(sorted(terms, key=len, reverse=True))
+
+
+def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
+    """Characters from the span to the nearest item before it and after it (window when none)."""
+    before, after = window, window
+    for s, e in spans:
+        if e <= start:
+            before = min(before, start - e)
+        elif s >= end:
+            after = min(after, s - end)
+    return before, after
+
+
+class QuoteDetector(Component):
+    """Direct, indirect and mixed quotes with a learned mark filter and a learned span scorer."""
+
+    name = "quote_detector"
+
+    def __init__(self, learned: bool = True, threshold: float = 0.5, span_threshold: float = 0.5, C: float = 1.0):
+        self.learned = learned
+        self.threshold = threshold
+        self.span_threshold = span_threshold
+        self.C = C
+        self.filter_: LinearScorer | None = None
+        self.spans_: LinearScorer | None = None
+
+    def _context(self, doc: Document) -> _Context:
+        lex = load_lexicon(doc.lang)
+        registry = default_registry()
+        names = find_terms(doc.text, _registry_terms(registry), lex.word_boundaries, lex.inflected)
+        return _Context(
+            doc=doc,
+            lex=lex,
+            index=TextIndex(doc.text),
+            cues=lex.find_cues(doc.text),
+            names=names,
+            name_set=set(_registry_terms(registry)),
+        )
+
+    def _mark_features(self, ctx: _Context, pair: MarkPair) -> dict:
+        text = ctx.doc.text
+        s, e = pair.content
+        content = text[s:e]
+        ntok = count_tokens(content)
+        before_gap, after_gap = _nearest_gap(ctx.cues, pair.open, pair.close + 1, 200)
+        para_start = pair.open == 0 or text[:pair.open].rstrip(" \t").endswith("\n") or pair.open == len(
+            text[:pair.open].rstrip(" \t")
+        ) == 0
+        left = text[max(0, pair.open - 3) : pair.open]
+        right = text[pair.close + 1 : pair.close + 4]
+        after = text[pair.close + 1 :].lstrip(" ")
+        n_terminal = sum(1 for ch in content if ch in TERMINAL)
+        letters = sum(1 for ch in content if ch.isalpha())
+        name_gap_b, name_gap_a = _nearest_gap(ctx.names, pair.open, pair.close + 1, 200)
+        return {
+            "log_chars": _log(len(content)),
+            "log_tokens": _log(ntok),
+            "tokens<=3": float(ntok <= 3),
+            "tokens<=1": float(ntok <= 1),
+            "ends_terminal": float(bool(content) and content[-1] in TERMINAL),
+            "ends_clause": float(bool(content) and content[-1] in CLAUSE),
+            "n_terminal": _log(n_terminal),
+            "has_clause_punct": float(any(ch in CLAUSE for ch in content)),
+            "letter_ratio": letters / max(1, len(content)),
+            "cue_before": 1.0 - min(before_gap, 60) / 60,
+            "cue_after": 1.0 - min(after_gap, 60) / 60,
+            "name_before": 1.0 - min(name_gap_b, 60) / 60,
+            "name_after": 1.0 - min(name_gap_a, 60) / 60,
+            "colon_before": float(":" in left or "：" in left),
+            "para_start": float(para_start),
+            "para_end_after": float(after[:1] in ("\n", "") or (after[:1] in TERMINAL and after[1:2] in ("\n", ""))),
+            "terminal_after": float(bool(right) and right.lstrip(" ")[:1] in TERMINAL),
+            "comp_after": float(ctx.lex.complementizer_at(text, pair.close + 1) > 0),
+            "clause_after": float(bool(right) and right[0] in CLAUSE),
+            "depth": float(pair.depth),
+            "multi_paragraph": float(pair.multi_paragraph),
+            "is_registry_name": float(content in ctx.name_set),
+            "word_char_before": float(pair.open > 0 and is_word_char(text[pair.open - 1])),
+        }
+
+    def _rule_mark(self, feats: dict) -> float:
+        long_enough = feats["log_tokens"] > _log(3)
+        cued = max(feats["cue_before"], feats["cue_after"]) > 0.5 or feats["colon_before"] or feats["comp_after"]
+        sentence = feats["ends_terminal"] or feats["ends_clause"] or feats["n_terminal"] > 0
+        return float(long_enough and (cued or sentence) and not feats["is_registry_name"])
+
+    def _span_candidates(self, ctx: _Context, cue: tuple[int, int]) -> list[tuple[tuple[int, int], dict]]:
+        text, lex, index = ctx.doc.text, ctx.lex, ctx.index
+        cs, ce = cue
+        sent_s, sent_e = index.sentence_bounds(cs)
+        out: list[tuple[tuple[int, int], dict]] = []
+        strip = "".join(CLAUSE) + ":：—–-"
+
+        def add(start: int, end: int, feats: dict) -> None:
+            start, end = strip_span(text, start, end, strip)
+            if end > start and end - start >= 3:
+                end_trim = end
+                while end_trim > start and text[end_trim - 1] in TERMINAL:
+                    end_trim -= 1
+                out.append(((start, end_trim), feats))
+
+        sent_end = sent_e
+        while sent_end > ce and (text[sent_end - 1].isspace() or text[sent_end - 1] in TERMINAL):
+            sent_end -= 1
+        pos = ce
+        while pos < sent_end and (text[pos].isspace() or text[pos] in ",:：،、，"):
+            pos += 1
+        comp = lex.complementizer_at(text, pos)
+        starts = [(pos + comp, "after_cue" if not comp else "after_cue_comp")]
+        for j in range(pos, min(sent_end, pos + 120)):
+            if j > pos and (j == 0 or not is_word_char(text[j - 1])):
+                k = lex.complementizer_at(text, j)
+                if k and j + k < sent_end:
+                    starts.append((j + k, "after_later_comp"))
+                    break
+        clause_end = next((j for j in range(starts[0][0] + 10, sent_end) if text[j] in CLAUSE), None)
+        ends = [(sent_end, "sent_end")] + ([(clause_end, "clause_end")] if clause_end else [])
+        for st, st_kind in starts:
+            for en, en_kind in ends:
+                if en > st:
+                    add(st, en, {"dir=fwd": 1.0, f"start={st_kind}": 1.0, f"end={en_kind}": 1.0})
+        back_end = cs
+        while back_end > sent_s and text[back_end - 1].isspace():
+            back_end -= 1
+        b_ends = [(back_end, "at_cue")]
+        k = lex.complementizer_before(text, back_end)
+        if k:
+            b_ends.append((back_end - k, "before_comp"))
+        seg = text[sent_s:cs]
+        for j in range(len(seg) - 1, -1, -1):
+            absj = sent_s + j
+            if seg[j] in CLAUSE:
+                k = lex.complementizer_before(text, absj)
+                b_ends.append((absj - k, "before_clause_comp" if k else "before_clause"))
+                k2 = lex.complementizer_at(text, absj)
+                if k2:
+                    b_ends.append((absj, "before_comp_clause"))
+                break
+        for j in range(back_end - 1, max(sent_s, back_end - 80), -1):
+            k = lex.complementizer_before(text, j + 1)
+            if k and (j + 1 - k) > sent_s and text[j + 1 : j + 2] in (",", "、", "，", "،", " "):
+                b_ends.append((j + 1 - k, "before_mid_comp"))
+                break
+        b_starts = [(sent_s, "sent_start")]
+        for marker in lex.subject_markers:
+            j = text.find(marker, sent_s, cs)
+            if j >= 0:
+                b_starts.append((j + len(marker), "after_subject"))
+                break
+        j = next((j for j in range(sent_s, cs) if text[j] in CLAUSE), None)
+        if j is not None:
+            b_starts.append((j + 1, "after_first_clause"))
+        seen = set()
+        for st, st_kind in b_starts:
+            for en, en_kind in b_ends:
+                if en > st and (st, en) not in seen:
+                    seen.add((st, en))
+                    add(st, en, {"dir=back": 1.0, f"start={st_kind}": 1.0, f"end={en_kind}": 1.0})
+        return out
+
+    def _span_features(
+        self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int], base: dict, direct: list[MarkPair]
+    ) -> dict:
+        text = ctx.doc.text
+        s, e = span
+        content = text[s:e]
+        cs, ce = cue
+        feats = dict(base)
+        ntok = count_tokens(content)
+        feats.update(
+            {
+                "log_tokens": _log(ntok),
+                "tokens<=3": float(ntok <= 3),
+                "gap_to_cue": _log(min(abs(s - ce), abs(cs - e))),
+                "comp_touch": float(
+                    ctx.lex.complementizer_before(text, s) > 0 or ctx.lex.complementizer_at(text, e) > 0
+                ),
+                "name_near_cue": float(any(abs(ns - ce) < 40 or abs(cs - ne) < 40 for ns, ne in ctx.names)),
+                "contains_name": float(any(s <= ns and ne <= e for ns, ne in ctx.names)),
+                "contains_cue": float(any(s <= a and b <= e for a, b in ctx.cues if (a, b) != cue)),
+                "mark_before_cue": float(
+                    any(0 <= cs - p.close <= 4 for p in direct) or text[max(0, cs - 3) : cs].strip() in ("」と", "”", "“")
+                ),
+                "mark_after_cue": float(any(0 <= p.open - ce <= 4 for p in direct)),
+                "overlaps_direct": float(
+                    any(p.content[0] < e and s < p.content[1] and not (s <= p.open and p.close < e) for p in direct)
+                ),
+                "contains_direct": float(any(s <= p.open and p.close < e for p in direct)),
+                "inside_direct": float(any(p.content[0] <= s and e <= p.content[1] for p in direct)),
+                "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
+                "cue_len": _log(ce - cs),
+                "name_opposite_side": float(
+                    any((ns >= ce and ns - ce < 60) if e <= cs else (ne <= cs and cs - ne < 60) for ns, ne in ctx.names)
+                ),
+                "name_between": float(
+                    any((e <= ns and ne <= cs) if e <= cs else (ce <= ns and ne <= s) for ns, ne in ctx.names)
+                ),
+                "name_in_span_near_cue": float(
+                    any(s <= ns and ne <= e and min(abs(ns - ce), abs(cs - ne)) < 40 for ns, ne in ctx.names)
+                ),
+                "starts_paragraph": float(s == 0 or text[:s].rstrip(" ").endswith("\n")),
+            }
+        )
+        return feats
+
+    def _rule_span(self, feats: dict) -> float:
+        if feats["mark_before_cue"] or feats["mark_after_cue"] or feats["overlaps_direct"] or feats["inside_direct"]:
+            return 0.0
+        if feats["log_tokens"] < _log(4) or not feats["name_near_cue"]:
+            return 0.0
+        if feats.get("dir=fwd") and feats.get("end=sent_end") and (
+            feats.get("start=after_cue_comp") or feats.get("start=after_cue")
+        ):
+            return 0.6 + 0.1 * feats["comp_touch"]
+        if feats.get("dir=back") and feats.get("start=after_subject") and feats.get("end=before_comp"):
+            return 0.55
+        return 0.0
+
+    def _candidates(self, doc: Document) -> tuple[_Context, list[MarkPair], list[dict], list[tuple], list[dict]]:
+        ctx = self._context(doc)
+        pairs = [p for p in scan_marks(doc.text) if p.content[1] > p.content[0]]
+        mark_feats = [self._mark_features(ctx, p) for p in pairs]
+        span_cands, span_feats = [], []
+        for cue in ctx.cues:
+            for span, base in self._span_candidates(ctx, cue):
+                span_cands.append((cue, span))
+                span_feats.append(self._span_features(ctx, cue, span, base, pairs))
+        return ctx, pairs, mark_feats, span_cands, span_feats
+
+    def fit(self, docs: list[Document]) -> QuoteDetector:
+        if not self.learned:
+            return self
+        mx, my, sx, sy = [], [], [], []
+        for doc in docs:
+            _, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
+            direct = {q.content for q in doc.quotes if q.kind == "direct"}
+            reported = [q for q in doc.quotes if q.kind != "direct"]
+            mx.extend(mark_feats)
+            my.extend(int(p.content in direct) for p in pairs)
+            best: dict[tuple[int, int], tuple[float, int]] = {}
+            for k, (cue, span) in enumerate(span_cands):
+                iou = max((_iou(span, q.content) for q in reported if _overlap(cue, q.cue)), default=0.0)
+                if iou >= 0.5 and iou > best.get(cue, (0.0, -1))[0]:
+                    best[cue] = (iou, k)
+            positives = {k for _, k in best.values()}
+            sx.extend(span_feats)
+            sy.extend(int(k in positives) for k in range(len(span_cands)))
+        self.filter_ = LinearScorer(C=self.C).fit(mx, my)
+        self.spans_ = LinearScorer(C=self.C).fit(sx, sy)
+        return self
+
+    def _score_marks(self, feats: list[dict]) -> list[float]:
+        if self.learned and self.filter_ is not None and self.filter_.fitted:
+            return list(self.filter_.predict_proba(feats))
+        return [self._rule_mark(f) for f in feats]
+
+    def _score_spans(self, feats: list[dict]) -> list[float]:
+        if self.learned and self.spans_ is not None and self.spans_.fitted:
+            return list(self.spans_.predict_proba(feats))
+        return [self._rule_span(f) for f in feats]
+
+    def __call__(self, doc: Document) -> Document:
+        ctx, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
+        text = doc.text
+        mark_p = self._score_marks(mark_feats)
+        direct = [(p, prob) for p, prob in zip(pairs, mark_p, strict=True) if prob >= self.threshold]
+        best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
+        for (cue, span), prob in zip(span_cands, self._score_spans(span_feats), strict=True):
+            if prob >= self.span_threshold and (cue not in best or prob > best[cue][0]):
+                best[cue] = (prob, span)
+        reported: list[tuple[tuple[int, int], tuple[int, int], float]] = []
+        for cue, (prob, span) in sorted(best.items(), key=lambda kv: -kv[1][0]):
+            if _only_marks(text, span, [p for p, _ in direct]):
+                continue
+            clash = any(_overlap(span, s) and not _contains(span, s) and not _contains(s, span) for _, s, _ in reported)
+            same = any(_contains(span, s) or _contains(s, span) for _, s, _ in reported)
+            if not clash and not same and not any(_overlap(cue, s) for _, s, _ in reported):
+                reported.append((cue, span, prob))
+        quotes: list[tuple[str, tuple[int, int], tuple[int, int] | None, float]] = []
+        for cue, span, prob in reported:
+            inner = [p for p, _ in direct if span[0] <= p.open and p.close < span[1]]
+            all_inner = [p for p in pairs if span[0] <= p.open and p.close < span[1] and count_tokens(text[p.content[0]:p.content[1]]) >= 2]
+            kind = "mixed" if all_inner else "indirect"
+            quotes.append((kind, span, cue, prob))
+            for p in inner:
+                own_cue = _cue_for(ctx, p.open, p.close + 1)
+                if own_cue is None or not _contains(span, own_cue):
+                    direct = [(d, dp) for d, dp in direct if d is not p]
+        for p, prob in direct:
+            if any(_overlap(p.content, s) and not _contains(s, p.content) and not _contains(p.content, s) for _, s, _, _ in quotes):
+                continue
+            quotes.append(("direct", p.content, _cue_for(ctx, p.open, p.close + 1), prob))
+        quotes.sort(key=lambda q: (q[1][0], -q[1][1]))
+        out = doc.model_copy(deep=True)
+        out.quotes = [
+            Quote(id=f"q{i}", kind=kind, content=span, cue=cue, confidence={"quote": round(float(prob), 4)})
+            for i, (kind, span, cue, prob) in enumerate(quotes, start=1)
+        ]
+        return out
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        state = {
+            "params": {"learned": self.learned, "threshold": self.threshold, "span_threshold": self.span_threshold, "C": self.C},
+            "filter": self.filter_.to_dict() if self.filter_ else None,
+            "spans": self.spans_.to_dict() if self.spans_ else None,
+        }
+        (path / "quote_detector.json").write_text(json.dumps(state), encoding="utf-8")
+
+    @classmethod
+    def load(cls, path: Path) -> QuoteDetector:
+        state = json.loads((Path(path) / "quote_detector.json").read_text(encoding="utf-8"))
+        det = cls(**state["params"])
+        det.filter_ = LinearScorer.from_dict(state["filter"]) if state["filter"] else None
+        det.spans_ = LinearScorer.from_dict(state["spans"]) if state["spans"] else None
+        return det
+
+
+def _cue_for(ctx: _Context, start: int, end: int) -> tuple[int, int] | None:
+    """The nearest cue in the quote's paragraph (else one just across a paragraph break)."""
+    paras = (ctx.index.paragraph_of(start), ctx.index.paragraph_of(max(start, end - 1)))
+    best, best_d, fallback, fallback_d = None, 101, None, 31
+    for cs, ce in ctx.cues:
+        if ce <= start:
+            d = start - ce
+        elif cs >= end:
+            d = cs - end
+        else:
+            continue
+        if ctx.index.paragraph_of(cs) in paras:
+            if d < best_d:
+                best, best_d = (cs, ce), d
+        elif d < fallback_d:
+            fallback, fallback_d = (cs, ce), d
+    return best or fallback
+
+
+def _only_marks(text: str, span: tuple[int, int], pairs: list[MarkPair]) -> bool:
+    """True when a reported span is just one or more direct quotes (nothing reported around them)."""
+    inner = [p for p in pairs if span[0] <= p.open and p.close < span[1]]
+    if not inner:
+        return False
+    covered = set()
+    for p in inner:
+        covered.update(range(p.open, p.close + 1))
+    return sum(1 for i in range(span[0], span[1]) if i not in covered and is_word_char(text[i])) < 2
+
+
+def _overlap(a: tuple[int, int] | None, b: tuple[int, int] | None) -> bool:
+    return a is not None and b is not None and a[0] < b[1] and b[0] < a[1]
+
+
+def _contains(outer: tuple[int, int], inner: tuple[int, int]) -> bool:
+    return outer[0] <= inner[0] and inner[1] <= outer[1]
+
+
+def _iou(a: tuple[int, int], b: tuple[int, int]) -> float:
+    inter = max(0, min(a[1], b[1]) - max(a[0], b[0]))
+    union = max(a[1], b[1]) - min(a[0], b[0])
+    return inter / union if union else 0.0
