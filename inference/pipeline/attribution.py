@@ -188,7 +188,7 @@ class SpeakerAttributor(Component):
         f["unresolved"] = float(m.speaker is None and m.type == "pronoun")
         return f
 
-    def _groups(self, doc: Document) -> list[tuple[Quote, list[Mention], list[dict]]]:
+    def _groups(self, doc: Document) -> tuple[list[tuple[Quote, list[Mention]]], TextIndex, list[Mention]]:
         """Candidates and features per quote, quotes in order; pronouns link to the last speaker."""
         lex = load_lexicon(doc.lang)
         registry = default_registry()

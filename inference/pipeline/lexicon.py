@@ -18,7 +18,6 @@ import yaml
 
 TERMINAL = frozenset(".!?。！？।؟")
 CLAUSE = frozenset(",，、،;；")
-SPACE_RE = re.compile(r"\s")
 
 
 @dataclass(frozen=True)

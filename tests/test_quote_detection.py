@@ -1,0 +1,89 @@
+"""Quote detection on small real data: mark pairing, the learned filter, save/load."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+
+from inference.document import Document
+from inference.pipeline.quote_detection import QuoteDetector, scan_marks
+
+
+def _raw(doc: Document) -> Document:
+    return Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+
+
+def _contents(text: str) -> list[str]:
+    return [text[p.content[0] : p.content[1]] for p in scan_marks(text)]
+
+
+def test_balanced_marks_of_several_conventions():
+    text = "A «un» B „zwei“ C 「三」 D “four” E \"five\" F 『六』"
+    assert _contents(text) == ["un", "zwei", "三", "four", "five", "六"]
+
+
+def test_nested_marks_keep_inner_pair(seed_docs):
+    bn = seed_docs[0]
+    lavrov = next(q for q in bn.quotes if bn.quote_text(q).startswith("“২+২”"))
+    pairs = {p.content for p in scan_marks(bn.text)}
+    assert lavrov.content in pairs
+    inner = bn.text.index("২+২", lavrov.content[0])
+    assert (inner, inner + 3) in pairs
+
+
+def test_multi_paragraph_quote_is_one_pair(seed_docs):
+    ja = seed_docs[4]
+    multi = [q for q in ja.quotes if q.kind == "direct" and "\n" in ja.quote_text(q)]
+    assert multi
+    pairs = {p.content for p in scan_marks(ja.text)}
+    assert all(q.content in pairs for q in multi)
+
+
+def test_multi_paragraph_with_reopening_marks():
+    text = "He said:\n“First part.\n“Second part.”\nNext."
+    assert _contents(text) == ["First part.\n“Second part."]
+
+
+def test_unbalanced_marks_are_fast_and_safe():
+    text = "“a " * 20000 + "” b " * 3000 + "\"x «y „z\n" * 3000
+    start = time.perf_counter()
+    scan_marks(text)
+    assert time.perf_counter() - start < 2.0
+    det = QuoteDetector(learned=False)
+    out = det(Document(doc_id="x", lang="en", text="He said “unclosed and «half» then ” end ” “"))
+    assert all(0 <= q.content[0] <= q.content[1] for q in out.quotes)
+    assert det(Document(doc_id="e", text="")).quotes == []
+
+
+def test_apostrophes_are_not_marks():
+    assert _contents("Russia's view and Japan's 'quoted' word") == ["quoted"]
+
+
+@pytest.fixture(scope="module")
+def fitted(seed_docs) -> QuoteDetector:
+    return QuoteDetector().fit(seed_docs[1:])
+
+
+def test_scare_quotes_and_names_rejected(fitted, seed_docs):
+    ja = fitted(_raw(seed_docs[4]))
+    texts = [ja.quote_text(q) for q in ja.quotes if q.kind == "direct"]
+    assert "同盟外の" not in texts and "防衛的性格" not in texts
+    bn = fitted(_raw(seed_docs[0]))
+    assert "২+২" not in [bn.quote_text(q) for q in bn.quotes]
+
+
+def test_direct_quotes_found_on_held_out_seed(fitted, seed_docs):
+    gold = seed_docs[0]
+    pred = fitted(_raw(gold))
+    spans = {q.content for q in pred.quotes}
+    direct = [q for q in gold.quotes if q.kind == "direct"]
+    assert sum(q.content in spans for q in direct) >= len(direct) - 1
+    assert all(q.confidence and 0.0 <= q.confidence["quote"] <= 1.0 for q in pred.quotes)
+
+
+def test_save_load_round_trip(fitted, seed_docs, tmp_path):
+    fitted.save(tmp_path)
+    loaded = QuoteDetector.load(tmp_path)
+    for doc in seed_docs:
+        assert loaded(_raw(doc)).to_dict() == fitted(_raw(doc)).to_dict()
