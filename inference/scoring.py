@@ -18,7 +18,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
-from inference.document import Document, Quote
+from inference.document import STANCE_LABELS, Document, Quote
 
 
 def _prf(tp: int, n_pred: int, n_gold: int) -> dict[str, float]:
@@ -57,7 +57,14 @@ class _Tally:
         for key in pairs:
             tp, fp, fn = self.stance[key]
             f1s.append(_prf(tp, tp + fp, tp + fn)["f1"])
+        by_label = {label: [0, 0, 0] for label in STANCE_LABELS}
+        for (_, label), counts in self.stance.items():
+            by_label[label] = [a + b for a, b in zip(by_label[label], counts)]
+        label_f1 = {label: _prf(tp, tp + fp, tp + fn)["f1"] for label, (tp, fp, fn) in by_label.items()}
         return {
+            "stance_f1_by_label": label_f1,
+            "stance_macro_f1_3class": float(np.mean(list(label_f1.values()))),
+            "stance_favor_against_f1": (label_f1["favor"] + label_f1["against"]) / 2,
             "n_gold": self.n_gold,
             "n_pred": self.n_pred,
             "overlap": _prf(self.tp_overlap, self.n_pred, self.n_gold),

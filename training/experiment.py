@@ -17,7 +17,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from inference.analyzer import Analyzer, component_class
+from inference.analyzer import Analyzer, component_class, stage_name
 from inference.document import Document
 
 STAGE_ORDER = ("quote_detection", "attribution", "stance")
@@ -72,6 +72,24 @@ def raw(doc: Document) -> Document:
     return Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, origin=doc.origin, text=doc.text)
 
 
+def gold_spans_only(doc: Document) -> Document:
+    """The held-out document with its gold quote spans and kinds, but no speaker or stance."""
+    quotes = [
+        q.model_copy(update={"mention": None, "speaker": None, "stances": [], "confidence": None})
+        for q in doc.quotes
+    ]
+    return raw(doc).model_copy(update={"quotes": quotes})
+
+
+def predict_on_gold_spans(analyzer: Analyzer, docs: Sequence[Document]) -> list[Document]:
+    """Run the stages after quote detection on gold quote spans (stage-wise evaluation)."""
+    out = [gold_spans_only(d) for d in docs]
+    for comp in analyzer.components:
+        if stage_name(comp) != "quote_detection":
+            out = list(comp.pipe(out))
+    return out
+
+
 @dataclass
 class Fold:
     name: str
@@ -84,6 +102,7 @@ class Fold:
 class CrossValResult:
     gold: list[Document] = field(default_factory=list)
     pred: list[Document] = field(default_factory=list)
+    on_gold_spans: list[Document] = field(default_factory=list)
     folds: list[str] = field(default_factory=list)
 
 
@@ -115,5 +134,6 @@ def cross_validate(
         res = results.setdefault(fold.kind, CrossValResult())
         res.gold.extend(fold.test)
         res.pred.extend(preds)
+        res.on_gold_spans.extend(predict_on_gold_spans(analyzer, fold.test))
         res.folds.append(fold.name)
     return results

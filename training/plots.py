@@ -14,7 +14,7 @@ from inference.document import STANCE_LABELS  # noqa: E402
 from inference.registry import default_registry  # noqa: E402
 from training.errors import align  # noqa: E402
 
-BAR_METRICS = ("quote_f1_overlap", "attribution_accuracy_e2e", "stance_macro_f1")
+BAR_METRICS = ("quote_f1_overlap", "attribution_accuracy_e2e", "stance_macro_f1", "stance_macro_f1_gold_spans")
 
 
 def per_language_bars(per_lang: dict[str, dict[str, float]], title: str, path: Path) -> None:
