@@ -6,8 +6,11 @@
   `attributed` documents (the attributor run on the gold quotes) when given, else the predicted
   quote with the exact gold span (a missing span counts as wrong).
 - `end_to_end`: over gold quotes, the fraction found (overlap match) with the right speaker.
-- `stance_macro_f1`: macro-F1 over the (topic, stance) pairs of overlap-matched quotes; a pair
-  on an unmatched gold quote is a miss, one on an unmatched predicted quote a false alarm.
+- Stance is scored over (quote, topic, stance) triples of overlap-matched quotes; a triple on
+  an unmatched gold quote is a miss, one on an unmatched predicted quote a false alarm.
+  `stance_macro_f1`: macro-F1 over the three labels favor/against/neutral (the figure of
+  record); `stance_favor_against_f1`: the mean of favor and against F1 (SemEval-2016's
+  measure); `stance_macro_f1_topic_label`: the stricter macro over every (topic, label) class.
 """
 
 from __future__ import annotations
@@ -63,7 +66,7 @@ class _Tally:
         label_f1 = {label: _prf(tp, tp + fp, tp + fn)["f1"] for label, (tp, fp, fn) in by_label.items()}
         return {
             "stance_f1_by_label": label_f1,
-            "stance_macro_f1_3class": float(np.mean(list(label_f1.values()))),
+            "stance_macro_f1": float(np.mean(list(label_f1.values()))),
             "stance_favor_against_f1": (label_f1["favor"] + label_f1["against"]) / 2,
             "n_gold": self.n_gold,
             "n_pred": self.n_pred,
@@ -71,7 +74,7 @@ class _Tally:
             "exact": _prf(self.tp_exact, self.n_pred, self.n_gold),
             "attribution": self.attr_right / self.attr_total if self.attr_total else 0.0,
             "end_to_end": self.e2e_right / self.n_gold if self.n_gold else 0.0,
-            "stance_macro_f1": float(np.mean(f1s)) if f1s else 0.0,
+            "stance_macro_f1_topic_label": float(np.mean(f1s)) if f1s else 0.0,
         }
 
 

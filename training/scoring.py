@@ -21,7 +21,7 @@ def _named(result: dict) -> dict[str, float]:
         "attribution_accuracy_gold_spans": result["attribution"],
         "attribution_accuracy_e2e": result["end_to_end"],
         "stance_macro_f1": result["stance_macro_f1"],
-        "stance_macro_f1_3class": result["stance_macro_f1_3class"],
+        "stance_macro_f1_topic_label": result["stance_macro_f1_topic_label"],
         "stance_favor_against_f1": result["stance_favor_against_f1"],
         "n_gold": float(result["n_gold"]),
         "n_pred": float(result["n_pred"]),
@@ -35,7 +35,7 @@ def score_results(res) -> dict:
     if res.on_gold_spans:
         gold_spans = score(res.gold, res.on_gold_spans)
         out["stance_macro_f1_gold_spans"] = gold_spans["overall"]["stance_macro_f1"]
-        out["stance_macro_f1_3class_gold_spans"] = gold_spans["overall"]["stance_macro_f1_3class"]
+        out["stance_favor_against_f1_gold_spans"] = gold_spans["overall"]["stance_favor_against_f1"]
         for lang, r in gold_spans["by_lang"].items():
             per_language[lang]["stance_macro_f1_gold_spans"] = r["stance_macro_f1"]
     out["per_language"] = per_language
