@@ -5,7 +5,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup run test test-fast validate stats clean
+.PHONY: setup run test test-fast validate stats experiments compare clean
 
 $(STAMP): pyproject.toml
 	$(PY) -m venv $(VENV)
@@ -23,7 +23,20 @@ validate: setup
 stats: setup
 	$(BIN)/quote-stance stats
 
+# The main job: check the annotations, then train and cross-validate the rule-only baseline and
+# the default model (logged to MLflow, registered, and bundled into the package), then compare.
 run: validate stats
+	$(BIN)/quote-stance train --quiet --config experiments/rules.yaml
+	$(BIN)/quote-stance train --quiet --bundle --config experiments/fast.yaml
+	$(BIN)/quote-stance compare
+
+# Every experiment, the encoder-based ones included (slower: they encode with e5-small on CPU).
+experiments: setup
+	for cfg in experiments/*.yaml; do $(BIN)/quote-stance train --quiet --config $$cfg || exit 1; done
+	$(BIN)/quote-stance compare
+
+compare: setup
+	$(BIN)/quote-stance compare
 
 test: setup
 	$(BIN)/python -m pytest -q

@@ -120,6 +120,15 @@ def train(
 
 
 @app.command()
+def compare(experiments: list[str] = typer.Argument(None, help="Experiment names (default: all).")) -> None:
+    """Print the comparison table (Markdown) of the latest run of each experiment in MLflow."""
+    from training.compare import comparison_table
+    from training.train import tracking_uri
+
+    typer.echo(comparison_table(tracking_uri(), experiments))
+
+
+@app.command()
 def evaluate(
     gold: Path = typer.Argument(..., exists=True, help="Gold JSONL (annotation format)."),
     model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
