@@ -68,12 +68,12 @@ class Registry(BaseModel):
         speakers = {sid: Speaker(id=sid, **body) for sid, body in raw["speakers"].items()}
         offices = {oid: Office(id=oid, **body) for oid, body in raw["offices"].items()}
         for sp in speakers.values():
-            sp.names = {lang: [_nfc(n) for n in names] for lang, names in sp.names.items()}
+            sp.names = {lang: _spellings(names) for lang, names in sp.names.items()}
             for term in sp.offices:
                 if term.office not in offices:
                     raise ValueError(f"speaker {sp.id}: unknown office {term.office!r}")
         for off in offices.values():
-            off.titles = {lang: [_nfc(t) for t in titles] for lang, titles in off.titles.items()}
+            off.titles = {lang: _spellings(titles) for lang, titles in off.titles.items()}
         return cls(
             languages=raw["languages"],
             speakers=speakers,
@@ -117,6 +117,16 @@ class Registry(BaseModel):
 
 def _nfc(s: str) -> str:
     return unicodedata.normalize("NFC", s)
+
+
+def _spellings(values: list[str]) -> list[str]:
+    """NFC forms, plus the typographic-apostrophe variant of any form with a straight one."""
+    out: list[str] = []
+    for v in map(_nfc, values):
+        out.append(v)
+        if "'" in v:
+            out.append(v.replace("'", "\u2019"))
+    return out
 
 
 @lru_cache(maxsize=1)
