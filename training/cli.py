@@ -129,6 +129,23 @@ def compare(experiments: list[str] = typer.Argument(None, help="Experiment names
 
 
 @app.command()
+def dashboard(
+    port: int = typer.Option(5000, help="Port on 127.0.0.1."),
+    host: str = typer.Option("127.0.0.1", help="Interface to bind; the default keeps it local."),
+) -> None:
+    """Start the MLflow UI over the project's tracking store (runs, metrics, charts, registry)."""
+    import subprocess
+    import sys
+
+    from training.train import tracking_uri
+
+    uri = tracking_uri()
+    console.print(f"MLflow UI for {uri} at http://{host}:{port} (Ctrl-C to stop)")
+    cmd = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
+    raise typer.Exit(subprocess.call(cmd))
+
+
+@app.command()
 def evaluate(
     gold: Path = typer.Argument(..., exists=True, help="Gold JSONL (annotation format)."),
     model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
