@@ -71,7 +71,9 @@ def quote_context(doc: Document, quote: Quote, chars: int) -> str:
 
 
 class StanceClassifier(Component):
-    """Topics and stances per quote; `backend` is `fast` (char n-grams) or `accurate` (encoder)."""
+    """Topics and stances per quote; `backend` is `fast` (char n-grams), `accurate` (encoder),
+    `lexicon` (rules) or `finetune` (the encoder fine-tuned on topic-question/quote pairs, see
+    `stance_finetune.py`; its hyper-parameters go in `finetune`)."""
 
     name = "stance"
 
@@ -85,6 +87,7 @@ class StanceClassifier(Component):
         max_features: int = 60000,
         encoder: str | None = None,
         random_state: int = 0,
+        finetune: dict | None = None,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -94,6 +97,7 @@ class StanceClassifier(Component):
         self.max_features = max_features
         self.encoder = encoder
         self.random_state = random_state
+        self.finetune = dict(finetune or {})
 
     def get_params(self) -> dict:
         return {
@@ -105,6 +109,7 @@ class StanceClassifier(Component):
             "max_features": self.max_features,
             "encoder": self.encoder,
             "random_state": self.random_state,
+            "finetune": self.finetune,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -185,6 +190,12 @@ class StanceClassifier(Component):
         items = [(d, q) for d in docs for q in d.quotes]
         if not items:
             raise ValueError("StanceClassifier.fit needs documents with quotes")
+        if self.backend == "finetune":
+            from inference.pipeline.stance_finetune import FineTunedStance
+
+            params = {"encoder": self.encoder, "context_chars": self.context_chars, "seed": self.random_state}
+            self.finetune_ = FineTunedStance(**{**params, **self.finetune}).fit(items)
+            return self
         topics = list(default_registry().topics)
         contents, contexts = self._texts(items)
         base = self._text_features(contents, contexts, fit=True)
@@ -231,6 +242,10 @@ class StanceClassifier(Component):
         contents, contexts = self._texts(items)
         if self.backend == "lexicon":
             return self._predict_lexicon(docs, items, contents, contexts)
+        if self.backend == "finetune":
+            for (_, q), st in zip(items, self.finetune_.predict(items)):
+                q.stances = st
+            return docs
         base = self._text_features(contents, contexts, fit=False)
         lex = self._lex_features(items, contents, contexts)
         p_topic = self.topic_model_.predict_proba(sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr())
@@ -274,6 +289,9 @@ class StanceClassifier(Component):
         (path / "params.json").write_text(json.dumps(self.get_params(), indent=1), encoding="utf-8")
         if self.backend == "lexicon":
             return
+        if self.backend == "finetune":
+            self.finetune_.save(path / "finetune")
+            return
         state = {"topic_model": self.topic_model_, "stance_model": self.stance_model_}
         if self.backend == "fast":
             state["vectorizer"] = self.vectorizer_
@@ -284,6 +302,11 @@ class StanceClassifier(Component):
         params = json.loads((path / "params.json").read_text(encoding="utf-8"))
         obj = cls(**params)
         if obj.backend == "lexicon":
+            return obj
+        if obj.backend == "finetune":
+            from inference.pipeline.stance_finetune import FineTunedStance
+
+            obj.finetune_ = FineTunedStance.load(path / "finetune")
             return obj
         state = load_skops(path / "state.skops")
         obj.topic_model_, obj.stance_model_ = state["topic_model"], state["stance_model"]
