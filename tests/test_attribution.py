@@ -71,3 +71,44 @@ def test_save_load_round_trip(fitted, seed_docs, tmp_path):
 
 def test_no_quotes_no_crash():
     assert SpeakerAttributor()(Document(doc_id="e", text="")).quotes == []
+
+
+def _one_quote(lang: str, text: str, content: str, cue: str) -> Document:
+    start = text.index(content)
+    c = text.index(cue, start + len(content)) if cue in text[start + len(content) :] else text.index(cue)
+    return Document(
+        doc_id="t",
+        lang=lang,
+        text=text,
+        quotes=[Quote(id="q1", kind="direct", content=(start, start + len(content)), cue=(c, c + len(cue)))],
+    )
+
+
+def test_unlisted_person_is_other():
+    """en-002: Kenji Mori is not in the registry; the capitalised name is the mention, speaker other."""
+    text = (
+        "\"Nobody in the government expects a deal next year,\" said Kenji Mori, who teaches "
+        "international relations at a private university in Tokyo."
+    )
+    doc = _one_quote("en", text, "Nobody in the government expects a deal next year,", "said")
+    q = SpeakerAttributor(learned=False)(doc).quotes[0]
+    assert q.speaker == "other"
+    assert text[q.mention[0] : q.mention[1]] == "Kenji Mori"
+
+
+def test_anonymous_source_is_null():
+    """en-004: a government source is an anonymous source, so the speaker is null (GUIDELINES 5)."""
+    text = "A government source said the prime minister still hoped to welcome Vladimir Putin in Japan later this year."
+    doc = _one_quote("en", text, "the prime minister still hoped to welcome Vladimir Putin in Japan later this year", "said")
+    q = SpeakerAttributor(learned=False)(doc).quotes[0]
+    assert q.speaker is None
+
+
+def test_korean_sentence_topic_is_a_candidate():
+    """ko-002: 외교부 대변인은 “…”고 말했다 — the topic before 은 names the speaker (other)."""
+    text = "외교부 대변인은 이날 정례 브리핑에서 “북핵 문제의 평화적 해결을 긍정적으로 평가한다”고 말했다."
+    doc = _one_quote("ko", text, "북핵 문제의 평화적 해결을 긍정적으로 평가한다", "말했다")
+    att = SpeakerAttributor(learned=False)
+    groups, _, _ = att._groups(doc)
+    spans = [text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+    assert "외교부 대변인" in spans

@@ -87,3 +87,28 @@ def test_save_load_round_trip(fitted, seed_docs, tmp_path):
     loaded = QuoteDetector.load(tmp_path)
     for doc in seed_docs:
         assert loaded(_raw(doc)).to_dict() == fitted(_raw(doc)).to_dict()
+
+
+def test_french_guillemets_with_no_break_spaces():
+    """fr-001: « Nous … » with U+00A0 inside the marks; the content excludes the spaces."""
+    text = "\u00ab\u00a0Nous avons ouvert aujourd'hui un nouveau chapitre de nos relations\u00a0\u00bb, a déclaré Sergueï Lavrov."
+    assert _contents(text) == ["Nous avons ouvert aujourd'hui un nouveau chapitre de nos relations"]
+
+
+def test_arabic_cue_with_clitic_and_inflection():
+    """ar-008: فأكدت (ف + أكد + feminine ت) and the participle مشددة are cues; the clitic stays in the span."""
+    from inference.pipeline.lexicon import load_lexicon
+
+    text = "أما وزيرة الدفاع اليابانية تومومي إينادا فأكدت أن بلادها تدرس خيارات، مشددة على أن هذه الخيارات دفاعية."
+    found = [text[s:e] for s, e in load_lexicon("ar").find_cues(text)]
+    assert "فأكدت" in found
+    assert "مشددة" in found
+
+
+def test_capitalised_cue_at_sentence_start():
+    """fr-002: sentence-initial D'après, listed lower-case in the lexicon, is a cue."""
+    from inference.pipeline.lexicon import load_lexicon
+
+    text = "D'après une source diplomatique japonaise, les discussions ont été « plus franches que prévu »."
+    found = [text[s:e] for s, e in load_lexicon("fr").find_cues(text)]
+    assert "D'après" in found

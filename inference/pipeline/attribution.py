@@ -15,7 +15,15 @@ from pathlib import Path
 
 from inference.document import Document, Quote
 from inference.pipeline.base import Component
-from inference.pipeline.lexicon import CLAUSE, TERMINAL, Lexicon, TextIndex, find_terms, is_word_char, load_lexicon
+from inference.pipeline.lexicon import (
+    CLAUSE,
+    TERMINAL,
+    Lexicon,
+    TextIndex,
+    capitalised_names,
+    is_word_char,
+    load_lexicon,
+)
 from inference.pipeline.linear import LinearScorer
 from inference.registry import OTHER, Registry, default_registry
 
@@ -77,13 +85,13 @@ class SpeakerAttributor(Component):
         titles = _title_terms(registry)
         out: list[Mention] = []
         taken: list[tuple[int, int]] = []
-        for s, e in _dedupe(find_terms(text, tuple(titles), lex.word_boundaries, lex.inflected)):
+        for s, e in _dedupe(lex.find_names(text, tuple(titles))):
             key = next((t for t in sorted(titles, key=len, reverse=True) if text.startswith(t, s)), None)
             if key is not None:
                 holder = registry.holder(titles[key], doc.published)
                 out.append(Mention((s, e), "title", holder if holder is not None else OTHER))
                 taken.append((s, e))
-        for s, e in _dedupe(find_terms(text, tuple(names), lex.word_boundaries, lex.inflected)):
+        for s, e in _dedupe(lex.find_names(text, tuple(names))):
             key = next((n for n in sorted(names, key=len, reverse=True) if text.startswith(n, s)), None)
             if key is None:
                 continue
@@ -94,6 +102,9 @@ class SpeakerAttributor(Component):
         for s, e in lex.find_pronouns(text):
             if not any(m.span[0] <= s < m.span[1] for m in out):
                 out.append(Mention((s, e), "pronoun", None))
+        for span in capitalised_names(text):
+            if not any(m.span[0] < span[1] and span[0] < m.span[1] for m in out):
+                out.append(self._classify_generic(text, lex, span, "person"))
         out.sort(key=lambda m: m.span)
         return out
 
@@ -108,11 +119,9 @@ class SpeakerAttributor(Component):
         j = cs
         while j > 0 and text[j - 1] == " ":
             j -= 1
-        for marker in sorted(lex.subject_markers, key=len, reverse=True):
-            k = text.rfind(marker, max(0, cs - 40), cs)
-            if k > 0:
-                j = k
-                break
+        k = _subject_marker_before(text, lex, max(0, cs - 40), cs)
+        if k > 0:
+            j = k
         end = j
         start = end
         words = 0
@@ -139,14 +148,45 @@ class SpeakerAttributor(Component):
         end = start + len(text[start:end].rstrip())
         if end - start >= 2 and is_word_char(text[start]) and not lex.complementizer_at(text, start):
             out.append(self._classify_generic(text, lex, (start, end)))
+        topic = self._sentence_topic(doc, lex, content)
+        if topic is not None and not any(m.span == topic for m in out):
+            out.append(self._classify_generic(text, lex, topic))
         return out
 
     @staticmethod
-    def _classify_generic(text: str, lex: Lexicon, span: tuple[int, int]) -> Mention:
+    def _sentence_topic(doc: Document, lex: Lexicon, content: tuple[int, int]) -> tuple[int, int] | None:
+        """Cue-final languages put the speaker first, marked as topic or subject (X는 “…”라고
+        말했다, Xは「…」と語った): the words before the first such marker of the sentence that
+        holds the content's start, when the marker stands before the content."""
+        if not lex.subject_markers:
+            return None
+        text = doc.text
+        s = content[0]
+        lo = s
+        while lo > 0 and text[lo - 1] not in TERMINAL and text[lo - 1] != "\n" and s - lo < 200:
+            lo -= 1
+        k = _subject_marker_after(text, lex, lo, s)
+        if k is None:
+            return None
+        start = k
+        words = 0
+        while start > lo and text[start - 1] not in CLAUSE and text[start - 1] not in "「」“”\"«»『』:：()":
+            if text[start - 1] == " ":
+                words += 1
+                if words >= GENERIC_WORDS:
+                    break
+            start -= 1
+        start, end = start, k
+        while start < end and text[start] == " ":
+            start += 1
+        return (start, end) if end - start >= 2 else None
+
+    @staticmethod
+    def _classify_generic(text: str, lex: Lexicon, span: tuple[int, int], kind: str = "generic") -> Mention:
         phrase = text[span[0] : span[1]]
         if lex.is_collective(phrase):
             return Mention(span, "collective", None)
-        return Mention(span, "generic", OTHER)
+        return Mention(span, kind, OTHER)
 
     def _features(
         self, doc: Document, index: TextIndex, quote: Quote, m: Mention, rank: int, quotes: list[Quote]
@@ -157,6 +197,9 @@ class SpeakerAttributor(Component):
         if m.span is None:
             f["has_prev_speaker"] = float(m.speaker is not None)
             f["has_cue"] = float(quote.cue is not None)
+            f[f"{m.type}_has_cue"] = float(quote.cue is not None)
+            f[f"{m.type}_kind={quote.kind}"] = 1.0
+            f[f"{m.type}_para_start"] = float(s == 0 or text[:s].rstrip(" \t「“\"«„").endswith("\n"))
             return f
         ms, me = m.span
         before = me <= s
@@ -184,6 +227,9 @@ class SpeakerAttributor(Component):
             f["cue_same_sentence"] = float(index.sentence_of(ms) == index.sentence_of(cs))
         else:
             f["no_cue"] = 1.0
+        for key in ("dir=before", "same_sentence", "cue_adjacent", "cue_same_sentence", "newline_between"):
+            if f.get(key):
+                f[f"{m.type}&{key}"] = 1.0
         f["in_other_quote"] = float(any(q.content[0] <= ms and me <= q.content[1] for q in quotes if q is not quote))
         f["unresolved"] = float(m.speaker is None and m.type == "pronoun")
         return f
@@ -214,7 +260,7 @@ class SpeakerAttributor(Component):
                 return previous
             if m.span is None:
                 return None
-            prior = [x for x in mentions if x.type in ("name", "title") and x.span[1] <= m.span[0]]
+            prior = [x for x in mentions if x.type in ("name", "title", "person") and x.span[1] <= m.span[0]]
             return prior[-1].speaker if prior else None
         return m.speaker
 
@@ -224,9 +270,15 @@ class SpeakerAttributor(Component):
         previous: str | None = None
         gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
         for q, cands in groups:
+            extra = []
             for m in cands:
                 if m.type in ("pronoun", "zero"):
                     m.speaker = self._resolve(m, mentions, previous)
+                if m.type == "pronoun":
+                    near = _antecedent(m, mentions, quotes)
+                    if near is not None and near != m.speaker:
+                        extra.append(Mention(m.span, "pronoun_antecedent", near))
+            cands = cands + extra
             by_dir: dict[tuple[str, bool], int] = {}
             feats = []
             for m in sorted(cands, key=lambda m: _distance(q, m)):
@@ -309,6 +361,48 @@ class SpeakerAttributor(Component):
         att = cls(**state["params"])
         att.ranker_ = LinearScorer.from_dict(state["ranker"]) if state["ranker"] else None
         return att
+
+
+def _marker_ok(text: str, lex: Lexicon, k: int, marker: str) -> bool:
+    """A subject marker counts only at a word's end where the language spaces its words (Korean)."""
+    if not lex.subject_markers_final:
+        return True
+    after = k + len(marker)
+    return k > 0 and is_word_char(text[k - 1]) and (after >= len(text) or not is_word_char(text[after]))
+
+
+def _subject_marker_before(text: str, lex: Lexicon, lo: int, hi: int) -> int:
+    """Start of the last subject marker in [lo, hi) (-1 when none)."""
+    best = -1
+    for marker in lex.subject_markers:
+        k = text.rfind(marker, lo, hi)
+        while k >= lo and not _marker_ok(text, lex, k, marker):
+            k = text.rfind(marker, lo, k)
+        best = max(best, k)
+    return best
+
+
+def _subject_marker_after(text: str, lex: Lexicon, lo: int, hi: int) -> int | None:
+    """Start of the first subject marker in [lo, hi), longest marker first on ties."""
+    best = None
+    for marker in sorted(lex.subject_markers, key=len, reverse=True):
+        k = text.find(marker, lo, hi)
+        while k >= 0 and not _marker_ok(text, lex, k, marker):
+            k = text.find(marker, k + 1, hi)
+        if k >= 0 and (best is None or k < best):
+            best = k
+    return best
+
+
+def _antecedent(pronoun: Mention, mentions: list[Mention], quotes: list[Quote]) -> str | None:
+    """The speaker of the nearest person mention before a pronoun, outside quoted content."""
+    for m in reversed(mentions):
+        if m.span[1] > pronoun.span[0] or m.type not in ("name", "title", "person") or m.speaker is None:
+            continue
+        if any(q.content[0] <= m.span[0] and m.span[1] <= q.content[1] for q in quotes):
+            continue
+        return m.speaker
+    return None
 
 
 def _distance(q: Quote, m: Mention) -> int:

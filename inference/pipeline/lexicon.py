@@ -32,9 +32,22 @@ class Lexicon:
     subject_markers: tuple[str, ...]
     word_boundaries: bool = True
     inflected: bool = False
+    clitics: tuple[str, ...] = ()
+    subject_markers_final: bool = False
+    exact_cues: tuple[str, ...] = ()
 
     def find_cues(self, text: str) -> list[tuple[int, int]]:
-        return find_terms(text, self.cues, self.word_boundaries, self.inflected)
+        """Cues by prefix (inflected languages) plus `exact_cues` as whole words; a proclitic
+        written onto a cue (Arabic و/ف) belongs to the cue, so the span keeps it."""
+        found = find_terms(text, self.cues, self.word_boundaries, self.inflected, self.clitics, keep_clitic=True)
+        if self.exact_cues:
+            exact = find_terms(text, self.exact_cues, self.word_boundaries, False, self.clitics, keep_clitic=True)
+            found = _merge_spans(found, exact)
+        return found
+
+    def find_names(self, text: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
+        """Registry names and titles; an attached proclitic is left out of the mention."""
+        return find_terms(text, terms, self.word_boundaries, self.inflected, self.clitics, keep_clitic=False)
 
     def find_pronouns(self, text: str) -> list[tuple[int, int]]:
         return find_terms(text, self.pronouns, self.word_boundaries, False)
@@ -58,7 +71,9 @@ class Lexicon:
         return 0
 
     def is_collective(self, phrase: str) -> bool:
-        return any(c in phrase for c in self.collective)
+        """Groups, institutions and anonymous sources (speaker null), case-insensitively."""
+        folded = phrase.casefold()
+        return any(c.casefold() in folded for c in self.collective)
 
 
 def is_word_char(ch: str) -> bool:
@@ -72,23 +87,60 @@ def _alternation(terms: tuple[str, ...]) -> re.Pattern[str] | None:
     return re.compile("|".join(re.escape(t) for t in terms)) if terms else None
 
 
-def find_terms(text: str, terms: tuple[str, ...], word_boundaries: bool, inflected: bool) -> list[tuple[int, int]]:
-    """Non-overlapping occurrences of `terms` (longest first), respecting word boundaries."""
+def find_terms(
+    text: str,
+    terms: tuple[str, ...],
+    word_boundaries: bool,
+    inflected: bool,
+    clitics: tuple[str, ...] = (),
+    keep_clitic: bool = True,
+) -> list[tuple[int, int]]:
+    """Non-overlapping occurrences of `terms` (longest first), respecting word boundaries.
+
+    A match glued to a preceding word is accepted only when that word part is one of `clitics`
+    (bounded look-back, so the scan stays linear)."""
     pattern = _alternation(tuple(terms))
     if pattern is None:
         return []
+    longest_clitic = max((len(c) for c in clitics), default=0)
     out = []
     for m in pattern.finditer(text):
         s, e = m.span()
         if word_boundaries:
             if s > 0 and is_word_char(text[s - 1]):
-                continue
+                w = s
+                while w > 0 and is_word_char(text[w - 1]) and s - w <= longest_clitic:
+                    w -= 1
+                if not (text[w:s] in clitics and (w == 0 or not is_word_char(text[w - 1]))):
+                    continue
+                if keep_clitic:
+                    s = w
             if e < len(text) and is_word_char(text[e]):
                 if not inflected:
                     continue
                 while e < len(text) and is_word_char(text[e]):
                     e += 1
         out.append((s, e))
+    return out
+
+
+def _merge_spans(a: list[tuple[int, int]], b: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Union of two span lists, longest first where they overlap."""
+    out: list[tuple[int, int]] = []
+    for span in sorted(a + b, key=lambda x: (x[0], -(x[1] - x[0]))):
+        if out and span[0] < out[-1][1]:
+            continue
+        out.append(span)
+    return out
+
+
+def _with_capitals(terms: list[str]) -> list[str]:
+    """Each term also with its first letter upper-cased (sentence-initial Selon, По словам)."""
+    out = list(terms)
+    for t in terms:
+        cap = t[:1].upper() + t[1:]
+        if cap != t and cap not in out:
+            out.append(cap)
     return out
 
 
@@ -111,7 +163,10 @@ def load_lexicon(lang: str | None) -> Lexicon:
     if raw is not None:
         return Lexicon(
             lang=lang,
-            cues=tuple(_nfc(raw.get("cues", []))),
+            cues=tuple(_with_capitals(_nfc(raw.get("cues", [])))),
+            exact_cues=tuple(_with_capitals(_nfc(raw.get("exact_cues", [])))),
+            clitics=tuple(_nfc(raw.get("clitics", []))),
+            subject_markers_final=bool(raw.get("subject_markers_final", False)),
             complementizers=tuple(_nfc(raw.get("complementizers", []))),
             pronouns=tuple(_nfc(raw.get("pronouns", []))),
             collective=tuple(_nfc(raw.get("collective", []))),
@@ -122,7 +177,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
     parts = [load_lexicon(code) for code in available_languages()]
     return Lexicon(
         lang="*",
-        cues=tuple(c for p in parts for c in p.cues if len(c) > 2),
+        cues=tuple(c for p in parts for c in p.cues + p.exact_cues if len(c) > 2),
         complementizers=(),
         pronouns=(),
         collective=tuple(c for p in parts for c in p.collective),
@@ -183,3 +238,35 @@ def count_tokens(s: str) -> int:
     if longest > 12:
         return max(1, sum(1 for ch in s if is_word_char(ch)) // 2)
     return len(words)
+
+
+def capitalised_names(text: str) -> list[tuple[int, int]]:
+    """Names of people outside the registry in cased scripts: runs of two or more capitalised
+    words (Céline Marchand, Kenji Mori), plus later lone uses of such a run's last word (Mori).
+    Uncased scripts yield nothing; one pass over the words."""
+    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    runs: list[list[tuple[int, int]]] = []
+    current: list[tuple[int, int]] = []
+    for s, e in words:
+        cap = text[s].isupper() and any(ch.islower() for ch in text[s:e])
+        if cap and current and text[current[-1][1] : s] in (" ", "\u00a0"):
+            current.append((s, e))
+            continue
+        if len(current) >= 2:
+            runs.append(current)
+        current = [(s, e)] if cap else []
+    if len(current) >= 2:
+        runs.append(current)
+    out = [(r[0][0], r[-1][1]) for r in runs if len(r) <= 4]
+    surnames: dict[str, int] = {}
+    for r in runs:
+        if len(r) <= 4:
+            surnames.setdefault(text[r[-1][0] : r[-1][1]], r[-1][0])
+    for s, e in words:
+        first = surnames.get(text[s:e])
+        if first is not None and s > first and not any(a <= s < b for a, b in out):
+            out.append((s, e))
+    return sorted(out)
+
+
+_WORD = re.compile(r"\w[\w'’-]*")

@@ -20,8 +20,8 @@ from inference.pipeline.lexicon import (
     TERMINAL,
     Lexicon,
     TextIndex,
+    capitalised_names,
     count_tokens,
-    find_terms,
     is_word_char,
     load_lexicon,
     strip_span,
@@ -34,6 +34,8 @@ MAX_STACK = 32
 MAX_CLOSE_SEARCH = 4
 MAX_CARRIED_PARAGRAPHS = 4
 CLOSING_PUNCT = frozenset(".,;:!?)]}。、，．！？」』»›”’।؟،")
+# French typography puts a (narrow) no-break space inside « »; it must not break flanking.
+TIGHT_SPACE = frozenset("\u00a0\u202f\u2009\u2007")
 
 
 @dataclass
@@ -89,8 +91,8 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
         if ch in marks.ambidextrous and is_word_char(prev) and is_word_char(nxt) and ch == "'":
             i += 1
             continue
-        can_open_flank = not nxt.isspace() and nxt not in CLOSING_PUNCT
-        can_close_flank = not prev.isspace()
+        can_open_flank = (not nxt.isspace() or nxt in TIGHT_SPACE) and nxt not in CLOSING_PUNCT
+        can_close_flank = not prev.isspace() or prev in TIGHT_SPACE
         found = None
         for k in range(len(stack) - 1, max(-1, len(stack) - 1 - MAX_CLOSE_SEARCH), -1):
             if marks.closes(stack[k][0], ch):
@@ -136,6 +138,7 @@ class _Context:
     cues: list[tuple[int, int]]
     names: list[tuple[int, int]]
     name_set: set[str] = field(default_factory=set)
+    persons: list[tuple[int, int]] = field(default_factory=list)
 
 
 def _registry_terms(registry: Registry) -> tuple[str, ...]:
@@ -176,7 +179,7 @@ class QuoteDetector(Component):
     def _context(self, doc: Document) -> _Context:
         lex = load_lexicon(doc.lang)
         registry = default_registry()
-        names = find_terms(doc.text, _registry_terms(registry), lex.word_boundaries, lex.inflected)
+        names = lex.find_names(doc.text, _registry_terms(registry))
         return _Context(
             doc=doc,
             lex=lex,
@@ -184,6 +187,7 @@ class QuoteDetector(Component):
             cues=lex.find_cues(doc.text),
             names=names,
             name_set=set(_registry_terms(registry)),
+            persons=names + capitalised_names(doc.text) + lex.find_pronouns(doc.text),
         )
 
     def _mark_features(self, ctx: _Context, pair: MarkPair) -> dict:
@@ -262,6 +266,14 @@ class QuoteDetector(Component):
                 if k and j + k < sent_end:
                     starts.append((j + k, "after_later_comp"))
                     break
+        clauses = [j for j in range(pos, min(sent_end, pos + 150)) if text[j] in CLAUSE][:2]
+        for k, j in enumerate(clauses):
+            st = j + 1
+            while st < sent_end and text[st].isspace():
+                st += 1
+            st += lex.complementizer_at(text, st)
+            if st < sent_end:
+                starts.append((st, f"after_clause{k + 1}"))
         clause_end = next((j for j in range(starts[0][0] + 10, sent_end) if text[j] in CLAUSE), None)
         ends = [(sent_end, "sent_end")] + ([(clause_end, "clause_end")] if clause_end else [])
         for st, st_kind in starts:
@@ -348,6 +360,12 @@ class QuoteDetector(Component):
                     any(s <= ns and ne <= e and min(abs(ns - ce), abs(cs - ne)) < 40 for ns, ne in ctx.names)
                 ),
                 "starts_paragraph": float(s == 0 or text[:s].rstrip(" ").endswith("\n")),
+                "person_between": float(
+                    any((e <= ns and ne <= cs) if e <= cs else (ce <= ns and ne <= s) for ns, ne in ctx.persons)
+                ),
+                "person_in_span_near_cue": float(
+                    any(s <= ns and ne <= e and min(abs(ns - ce), abs(cs - ne)) < 40 for ns, ne in ctx.persons)
+                ),
             }
         )
         return feats
