@@ -31,6 +31,11 @@ from inference.registry import default_registry
 from inference.safe_io import load_skops, save_skops
 
 
+_ENCODERS: dict[str, object] = {}
+_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
+_EMBEDDING_CACHE_MAX = 50_000
+
+
 @lru_cache(maxsize=1)
 def stance_lexicon() -> dict:
     raw = resources.files("inference").joinpath("resources/stance_lexicon.yaml").read_text(encoding="utf-8")
@@ -122,12 +127,23 @@ class StanceClassifier(Component):
         contexts = [quote_context(d, q, self.context_chars) for d, q in items]
         return contents, contexts
 
-    def _encoder(self):
-        if not hasattr(self, "_encoder_obj"):
+    def _embed(self, texts: list[str]) -> np.ndarray:
+        """Encoder embeddings, memoised per process: cross-validation re-encodes the same quotes
+        in every fold, and one loaded encoder serves every StanceClassifier."""
+        key = self.encoder or ""
+        if key not in _ENCODERS:
             from inference.encoder import Encoder
 
-            self._encoder_obj = Encoder(self.encoder)
-        return self._encoder_obj
+            _ENCODERS[key] = Encoder(self.encoder)
+        cache = _EMBEDDINGS.setdefault(key, {})
+        if len(cache) > _EMBEDDING_CACHE_MAX:
+            cache.clear()
+        missing = list(dict.fromkeys(t for t in texts if t not in cache))
+        if missing:
+            for text, row in zip(missing, _ENCODERS[key].encode(missing)):
+                cache[text] = row
+        dim = _ENCODERS[key].dim
+        return np.vstack([cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
 
     def _text_features(self, contents: list[str], contexts: list[str], fit: bool) -> sparse.csr_matrix:
         if self.backend == "fast":
@@ -144,8 +160,7 @@ class StanceClassifier(Component):
                 self.vectorizer_.fit(contexts)
             return sparse.hstack([self.vectorizer_.transform(contents), 0.5 * self.vectorizer_.transform(contexts)]).tocsr()
         if self.backend == "accurate":
-            enc = self._encoder()
-            emb = enc.encode(contents + contexts)
+            emb = self._embed(contents + contexts)
             return sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]]))
         raise ValueError(f"unknown stance backend {self.backend!r} (expected 'fast' or 'accurate')")
 
