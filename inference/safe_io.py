@@ -6,6 +6,7 @@ anything in it is instantiated.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ class UnsafeModelFileError(ValueError):
 
 
 def save_skops(obj: Any, path: Path) -> None:
-    sio.dump(obj, path)
+    sio.dump(obj, path, compression=zipfile.ZIP_DEFLATED, compresslevel=9)
 
 
 def load_skops(path: Path) -> Any:

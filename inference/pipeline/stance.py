@@ -309,6 +309,9 @@ class StanceClassifier(Component):
             return
         state = {"topic_model": self.topic_model_, "stance_model": self.stance_model_}
         if self.backend == "fast":
+            if hasattr(self.vectorizer_, "stop_words_"):
+                del self.vectorizer_.stop_words_  # every pruned n-gram: only needed for introspection
+            self.vectorizer_.vocabulary_ = {k: int(v) for k, v in self.vectorizer_.vocabulary_.items()}
             state["vectorizer"] = self.vectorizer_
         save_skops(state, path / "state.skops")
 
