@@ -69,30 +69,26 @@ def labeling_config(registry: Registry | None = None) -> str:
 """
 
 
-def _region(rid: str, span: tuple[int, int], text: str, label: str, score: float | None = None) -> dict:
+def _item(rid: str, from_name: str, kind: str, span: tuple[int, int], text: str, values: list[str], score: float | None) -> dict:
+    """One result item on a text span: `labels` for regions, `choices` for per-region choices."""
     item = {
         "id": rid,
-        "from_name": SPANS,
+        "from_name": from_name,
         "to_name": TEXT,
-        "type": "labels",
-        "value": {"start": span[0], "end": span[1], "text": text[span[0] : span[1]], "labels": [label]},
+        "type": kind,
+        "value": {"start": span[0], "end": span[1], "text": text[span[0] : span[1]], kind: values},
     }
     if score is not None:
         item["score"] = score
     return item
+
+
+def _region(rid: str, span: tuple[int, int], text: str, label: str, score: float | None = None) -> dict:
+    return _item(rid, SPANS, "labels", span, text, [label], score)
 
 
 def _choice(rid: str, name: str, span: tuple[int, int], text: str, value: str, score: float | None = None) -> dict:
-    item = {
-        "id": rid,
-        "from_name": name,
-        "to_name": TEXT,
-        "type": "choices",
-        "value": {"start": span[0], "end": span[1], "text": text[span[0] : span[1]], "choices": [value]},
-    }
-    if score is not None:
-        item["score"] = score
-    return item
+    return _item(rid, name, "choices", span, text, [value], score)
 
 
 def to_task(doc: Document) -> dict:
