@@ -91,3 +91,12 @@ def test_cli_analyze_text_file_prints_a_table(rules_dir, tmp_path, seed_docs):
     result = runner.invoke(app, ["analyze", str(src), "--published", "2013-11-02", "--model", str(rules_dir)])
     assert result.exit_code == 0, result.output
     assert "article" in result.stdout and "speaker" in result.stdout
+
+
+def test_bundled_default_model_loads_from_the_package_and_finds_the_seed_shoigu_quote(seed_docs):
+    from inference import load_analyzer as public_load
+
+    analyzer = public_load()
+    assert analyzer.metadata.get("preset") == "fast"
+    doc = analyzer.analyze(seed_docs[2].text, published="2013-11-02")
+    assert any(q.speaker == "shoigu" and q.stance_on("missile_defense") == "against" for q in doc.quotes)
