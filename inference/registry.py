@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import unicodedata
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 from pathlib import Path
 
@@ -85,6 +85,21 @@ class Registry(BaseModel):
     @property
     def speaker_ids(self) -> set[str]:
         return set(self.speakers) | {OTHER}
+
+    @cached_property
+    def name_index(self) -> dict[str, str]:
+        """Every spelling of every speaker's name, in all languages -> speaker id."""
+        return {n: sp.id for sp in reversed(list(self.speakers.values())) for ns in sp.names.values() for n in ns}
+
+    @cached_property
+    def title_index(self) -> dict[str, str]:
+        """Every role title, in all languages -> office id."""
+        return {t: o.id for o in reversed(list(self.offices.values())) for ts in o.titles.values() for t in ts}
+
+    @cached_property
+    def all_terms(self) -> tuple[str, ...]:
+        """Names and titles together, longest first (so the longest match wins)."""
+        return tuple(sorted(set(self.name_index) | set(self.title_index), key=len, reverse=True))
 
     def holder(self, office: str, day: dt.date | None) -> str | None:
         """Who held `office` on `day`: a speaker id, `other` (someone unlisted), or None (no date)."""

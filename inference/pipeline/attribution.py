@@ -40,24 +40,6 @@ class Mention:
     speaker: str | None
 
 
-def _name_terms(registry: Registry) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for sp in registry.speakers.values():
-        for names in sp.names.values():
-            for n in names:
-                out.setdefault(n, sp.id)
-    return out
-
-
-def _title_terms(registry: Registry) -> dict[str, str]:
-    out: dict[str, str] = {}
-    for off in registry.offices.values():
-        for titles in off.titles.values():
-            for t in titles:
-                out.setdefault(t, off.id)
-    return out
-
-
 def _dedupe(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
     """Drop matches inside longer ones (the alternation is per term list, so overlaps occur)."""
     found = sorted(set(found), key=lambda s: (s[0], -(s[1] - s[0])))
@@ -81,8 +63,8 @@ class SpeakerAttributor(Component):
 
     def _mentions(self, doc: Document, lex: Lexicon, registry: Registry) -> list[Mention]:
         text = doc.text
-        names = _name_terms(registry)
-        titles = _title_terms(registry)
+        names = registry.name_index
+        titles = registry.title_index
         out: list[Mention] = []
         taken: list[tuple[int, int]] = []
         for s, e in _dedupe(lex.find_names(text, tuple(titles))):

@@ -28,7 +28,7 @@ from inference.pipeline.lexicon import (
 )
 from inference.pipeline.linear import LinearScorer
 from inference.quotemarks import QuotationMarks, quotation_marks
-from inference.registry import Registry, default_registry
+from inference.registry import default_registry
 
 MAX_STACK = 32
 MAX_CLOSE_SEARCH = 4
@@ -141,17 +141,6 @@ class _Context:
     persons: list[tuple[int, int]] = field(default_factory=list)
 
 
-def _registry_terms(registry: Registry) -> tuple[str, ...]:
-    terms = set()
-    for sp in registry.speakers.values():
-        for names in sp.names.values():
-            terms.update(names)
-    for off in registry.offices.values():
-        for titles in off.titles.values():
-            terms.update(titles)
-    return tuple(sorted(terms, key=len, reverse=True))
-
-
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
     """Characters from the span to the nearest item before it and after it (window when none)."""
     before, after = window, window
@@ -179,14 +168,14 @@ class QuoteDetector(Component):
     def _context(self, doc: Document) -> _Context:
         lex = load_lexicon(doc.lang)
         registry = default_registry()
-        names = lex.find_names(doc.text, _registry_terms(registry))
+        names = lex.find_names(doc.text, registry.all_terms)
         return _Context(
             doc=doc,
             lex=lex,
             index=TextIndex(doc.text),
             cues=lex.find_cues(doc.text),
             names=names,
-            name_set=set(_registry_terms(registry)),
+            name_set=set(registry.all_terms),
             persons=names + capitalised_names(doc.text) + lex.find_pronouns(doc.text),
         )
 
