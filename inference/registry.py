@@ -73,7 +73,7 @@ class Registry(BaseModel):
                 if term.office not in offices:
                     raise ValueError(f"speaker {sp.id}: unknown office {term.office!r}")
         for off in offices.values():
-            off.titles = {lang: _spellings(titles) for lang, titles in off.titles.items()}
+            off.titles = {lang: _spellings(titles, sentence_case=True) for lang, titles in off.titles.items()}
         return cls(
             languages=raw["languages"],
             speakers=speakers,
@@ -134,13 +134,18 @@ def _nfc(s: str) -> str:
     return unicodedata.normalize("NFC", s)
 
 
-def _spellings(values: list[str]) -> list[str]:
-    """NFC forms, plus the typographic-apostrophe variant of any form with a straight one."""
+def _spellings(values: list[str], sentence_case: bool = False) -> list[str]:
+    """NFC forms, plus the typographic-apostrophe variant of any form with a straight one, and
+    (for role titles, written in running-text case) the capitalised form a sentence opens with."""
     out: list[str] = []
     for v in map(_nfc, values):
-        out.append(v)
-        if "'" in v:
-            out.append(v.replace("'", "\u2019"))
+        forms = [v]
+        if sentence_case and v[:1].islower() and v[:1].upper() != v[:1]:
+            forms.append(v[0].upper() + v[1:])
+        for f in forms:
+            out.append(f)
+            if "'" in f:
+                out.append(f.replace("'", "\u2019"))
     return out
 
 
