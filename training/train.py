@@ -19,6 +19,7 @@ from typing import Any
 from rich.console import Console
 from rich.progress import Progress
 
+from inference.mlflow_model import log_pipeline_model
 from inference.validate import write_jsonl
 from training.data import annotation_files, data_version, load_documents
 from training.errors import error_list
@@ -106,14 +107,7 @@ def run_experiment(
         model_dir = tmp / "pipeline"
         final.metadata.update({"data_version": version, "record_score": metrics[RECORD_METRIC], "run_id": run.info.run_id})
         final.save(model_dir)
-        info = mlflow.pyfunc.log_model(
-            name="model",
-            python_model=str(Path(__file__).resolve().parent.parent / "inference" / "mlflow_entry.py"),
-            artifacts={"pipeline": str(model_dir)},
-            code_paths=None,
-            pip_requirements=["quote-stance"],
-            registered_model_name=MODEL_NAME if register else None,
-        )
+        info = log_pipeline_model(model_dir, registered_model_name=MODEL_NAME if register else None)
         if register:
             _maybe_promote(info.registered_model_version, metrics[RECORD_METRIC], version, console)
         if bundle and config.preset:

@@ -29,6 +29,10 @@ from inference.registry import OTHER, Registry, default_registry
 
 WINDOW = 400
 REFERENCE_WINDOW = 3000
+LABEL_CHARS = 60
+DASHES = "—―–-"
+OPENING_MARKS = "「『“‘\"«„‹‚"
+CLOSING_MARKS = "」』”’\"»“‘›"
 GENERIC_WORDS = 3
 
 
@@ -136,6 +140,33 @@ class SpeakerAttributor(Component):
             out.append(self._classify_generic(text, lex, topic))
         return out
 
+    def _layout(self, doc: Document, lex: Lexicon, content: tuple[int, int]) -> list[Mention]:
+        """Speakers named by layout rather than a verb: an interview label opening the paragraph
+        (Name: “…”) and a dash signature after the closing mark (“…” — Name, title)."""
+        text = doc.text
+        s, e = content
+        out = []
+        ps = text.rfind("\n", 0, s) + 1
+        head = text[ps:s].rstrip(" \t" + OPENING_MARKS)
+        if head.endswith((":", "：")):
+            label = head[:-1].rstrip()
+            lo = ps + len(label) - len(label.lstrip())
+            if 2 <= len(label.strip()) <= LABEL_CHARS and not any(c in TERMINAL for c in label):
+                out.append(self._classify_generic(text, lex, (lo, ps + len(label)), "label"))
+        k = e
+        while k < len(text) and (text[k] in CLOSING_MARKS or text[k] in " \t"):
+            k += 1
+        if k < len(text) and text[k] in DASHES:
+            k += 1
+            while k < len(text) and text[k] in " \t" + DASHES:
+                k += 1
+            nl = text.find("\n", k)
+            end = len(text) if nl < 0 else nl
+            if 2 <= end - k <= LABEL_CHARS:
+                end = k + len(text[k:end].rstrip(" .。"))
+                out.append(self._classify_generic(text, lex, (k, end), "signature"))
+        return out
+
     @staticmethod
     def _sentence_topic(doc: Document, lex: Lexicon, content: tuple[int, int]) -> tuple[int, int] | None:
         """Cue-final languages put the speaker first, marked as topic or subject (X는 “…”라고
@@ -230,7 +261,7 @@ class SpeakerAttributor(Component):
             near = [m for m in mentions if (m.span[1] <= s and s - m.span[1] <= WINDOW) or (m.span[0] >= e and m.span[0] - e <= WINDOW)]
             near += [
                 g
-                for g in self._generic(doc, lex, q.cue, q.content)
+                for g in self._generic(doc, lex, q.cue, q.content) + self._layout(doc, lex, q.content)
                 if not any(m.span[0] < g.span[1] and g.span[0] < m.span[1] for m in mentions)
             ]
             near.append(Mention(None, "zero", None))
