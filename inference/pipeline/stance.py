@@ -8,8 +8,9 @@ Two decisions, two scikit-learn heads over one feature builder:
 Backends differ only in the text representation: `fast` uses character n-gram TF-IDF,
 `accurate` pooled embeddings from the multilingual encoder (which carries what is learned in
 one language over to the others). Both add the cross-lingual keyword counts of
-`resources/stance_lexicon.yaml`. Learned state is saved as skops files restricted to
-scikit-learn/numpy/scipy types, so loading never runs stored code.
+`resources/stance_lexicon.yaml`. Learned state is saved as numbers (JSON and safetensors) and
+the scikit-learn heads are rebuilt from them, so loading never runs stored code; older model
+directories with skops files still load through the allow-listed skops loader.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from scipy import sparse
 from inference.document import STANCE_LABELS, Document, Quote, Stance
 from inference.pipeline.base import Component
 from inference.registry import default_registry
-from inference.safe_io import load_skops, save_skops
+from inference.safe_io import STATE_JSON, ModelFileError, load_skops, load_state, save_state
 
 
 _ENCODERS: dict[str, object] = {}
@@ -93,6 +94,7 @@ class StanceClassifier(Component):
         encoder: str | None = None,
         random_state: int = 0,
         finetune: dict | None = None,
+        char_ngrams: bool | None = None,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -103,6 +105,7 @@ class StanceClassifier(Component):
         self.encoder = encoder
         self.random_state = random_state
         self.finetune = dict(finetune or {})
+        self.char_ngrams = char_ngrams
 
     def get_params(self) -> dict:
         return {
@@ -115,6 +118,7 @@ class StanceClassifier(Component):
             "encoder": self.encoder,
             "random_state": self.random_state,
             "finetune": self.finetune,
+            "char_ngrams": self.char_ngrams,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -145,8 +149,16 @@ class StanceClassifier(Component):
         dim = _ENCODERS[key].dim
         return np.vstack([cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
 
+    def _uses_char_ngrams(self) -> bool:
+        return self.backend == "fast" if self.char_ngrams is None else bool(self.char_ngrams)
+
     def _text_features(self, contents: list[str], contexts: list[str], fit: bool) -> sparse.csr_matrix:
-        if self.backend == "fast":
+        """Character n-grams (fast: in-language wording) and/or encoder embeddings (accurate:
+        carries across languages); `char_ngrams` adds the former to the accurate backend."""
+        if self.backend not in ("fast", "accurate"):
+            raise ValueError(f"unknown stance backend {self.backend!r} (expected 'fast' or 'accurate')")
+        parts = []
+        if self._uses_char_ngrams():
             from sklearn.feature_extraction.text import TfidfVectorizer
 
             if fit:
@@ -158,11 +170,11 @@ class StanceClassifier(Component):
                     max_features=self.max_features,
                 )
                 self.vectorizer_.fit(contexts)
-            return sparse.hstack([self.vectorizer_.transform(contents), 0.5 * self.vectorizer_.transform(contexts)]).tocsr()
+            parts += [self.vectorizer_.transform(contents), 0.5 * self.vectorizer_.transform(contexts)]
         if self.backend == "accurate":
             emb = self._embed(contents + contexts)
-            return sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]]))
-        raise ValueError(f"unknown stance backend {self.backend!r} (expected 'fast' or 'accurate')")
+            parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
+        return sparse.hstack(parts).tocsr()
 
     def _lex_features(self, items, contents, contexts) -> np.ndarray:
         topics, polarity = self._lexicon()
@@ -307,13 +319,10 @@ class StanceClassifier(Component):
         if self.backend == "finetune":
             self.finetune_.save(path / "finetune")
             return
-        state = {"topic_model": self.topic_model_, "stance_model": self.stance_model_}
-        if self.backend == "fast":
-            if hasattr(self.vectorizer_, "stop_words_"):
-                del self.vectorizer_.stop_words_  # every pruned n-gram: only needed for introspection
-            self.vectorizer_.vocabulary_ = {k: int(v) for k, v in self.vectorizer_.vocabulary_.items()}
-            state["vectorizer"] = self.vectorizer_
-        save_skops(state, path / "state.skops")
+        meta, arrays = _linear_state(self.topic_model_, self.stance_model_)
+        if self._uses_char_ngrams():
+            meta["vectorizer"], arrays["idf"] = _vectorizer_state(self.vectorizer_)
+        save_state(path, meta, arrays)
 
     @classmethod
     def load(cls, path: Path) -> StanceClassifier:
@@ -326,8 +335,124 @@ class StanceClassifier(Component):
 
             obj.finetune_ = FineTunedStance.load(path / "finetune")
             return obj
-        state = load_skops(path / "state.skops")
-        obj.topic_model_, obj.stance_model_ = state["topic_model"], state["stance_model"]
-        if obj.backend == "fast":
-            obj.vectorizer_ = state["vectorizer"]
+        if not (path / STATE_JSON).is_file() and (path / LEGACY_STATE).is_file():
+            state = load_skops(path / LEGACY_STATE)
+            obj.topic_model_, obj.stance_model_ = state["topic_model"], state["stance_model"]
+            if obj._uses_char_ngrams():
+                obj.vectorizer_ = state["vectorizer"]
+            return obj
+        meta, arrays = load_state(path, required=("topic_coef", "topic_intercept", "stance_coef", "stance_intercept"))
+        if meta.get("format") != STATE_FORMAT:
+            raise ModelFileError(f"{path / STATE_JSON}: not a stance state ({meta.get('format')!r}, expected {STATE_FORMAT!r})")
+        try:
+            obj.topic_model_, obj.stance_model_ = _restore_linear(meta, arrays, obj.C)
+            if obj._uses_char_ngrams():
+                obj.vectorizer_ = _restore_vectorizer(meta.get("vectorizer"), arrays.get("idf"))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise ModelFileError(f"{path}: inconsistent stance state ({exc})") from exc
         return obj
+
+
+# ---- state files: JSON + safetensors, no code -----------------------------------------------------
+STATE_FORMAT = "quote-stance/stance-state/1"
+LEGACY_STATE = "state.skops"
+
+
+class _ConstantTopic:
+    """What OneVsRestClassifier uses for a topic always (or never) present in training."""
+
+    def __init__(self, p: float):
+        self.p = float(p)
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.tile([1.0 - self.p, self.p], (X.shape[0], 1))
+
+
+class _TopicModel:
+    """Per-topic binary classifiers combined as a multi-label OneVsRestClassifier combines them."""
+
+    multilabel_ = True
+
+    def __init__(self, estimators: list, n_features: int):
+        self.estimators_ = estimators
+        self.n_features_in_ = n_features
+
+    def predict_proba(self, X) -> np.ndarray:
+        return np.array([e.predict_proba(X)[:, 1] for e in self.estimators_]).T
+
+
+def _linear_state(topic_model, stance_model) -> tuple[dict, dict[str, np.ndarray]]:
+    if not topic_model.multilabel_:
+        raise ValueError("the topic model must be multi-label (one binary classifier per topic)")
+    width = int(topic_model.n_features_in_)
+    coef = np.zeros((len(topic_model.estimators_), width))
+    intercept = np.zeros(len(topic_model.estimators_))
+    constants: list[float | None] = []
+    for k, est in enumerate(topic_model.estimators_):
+        if hasattr(est, "coef_"):
+            if [int(c) for c in est.classes_] != [0, 1]:
+                raise ValueError(f"topic classifier {k} has classes {list(est.classes_)}, expected [0, 1]")
+            coef[k], intercept[k] = est.coef_[0], est.intercept_[0]
+            constants.append(None)
+        else:
+            constants.append(float(est.predict_proba(np.zeros((1, width)))[0, 1]))
+    meta = {
+        "format": STATE_FORMAT,
+        "topic_constants": constants,
+        "stance_classes": [int(c) for c in stance_model.classes_],
+    }
+    arrays = {
+        "topic_coef": coef,
+        "topic_intercept": intercept,
+        "stance_coef": np.asarray(stance_model.coef_, dtype=np.float64),
+        "stance_intercept": np.asarray(stance_model.intercept_, dtype=np.float64),
+    }
+    return meta, arrays
+
+
+def _restore_linear(meta: dict, arrays: dict[str, np.ndarray], C: float):
+    from inference.pipeline.linear import logistic_regression
+
+    coef, intercept, constants = arrays["topic_coef"], arrays["topic_intercept"], meta["topic_constants"]
+    n_topics = len(default_registry().topics)
+    if not isinstance(constants, list) or len(constants) != n_topics or coef.ndim != 2 or coef.shape[0] != n_topics:
+        raise ValueError(f"the topic model must have one classifier per registry topic ({n_topics})")
+    estimators = [
+        logistic_regression(coef[k : k + 1], intercept[k : k + 1], [0, 1], C=C) if c is None else _ConstantTopic(c)
+        for k, c in enumerate(constants)
+    ]
+    classes = meta["stance_classes"]
+    if not isinstance(classes, list) or not set(classes) <= set(range(len(STANCE_LABELS))) or len(classes) < 2:
+        raise ValueError(f"stance classes must be indices of {list(STANCE_LABELS)}")
+    stance = logistic_regression(arrays["stance_coef"], arrays["stance_intercept"], classes, C=C)
+    if stance.coef_.shape[0] != (1 if len(classes) == 2 else len(classes)):
+        raise ValueError("one row of stance coefficients per class expected")
+    return _TopicModel(estimators, coef.shape[1]), stance
+
+
+def _vectorizer_state(vectorizer) -> tuple[dict, np.ndarray]:
+    params = vectorizer.get_params()
+    if params.pop("dtype") is not np.float64 or any(callable(v) for v in params.values()) or params["vocabulary"] is not None:
+        raise ValueError("only a float64 TfidfVectorizer with settings (no callables, no fixed vocabulary) can be saved")
+    params["ngram_range"] = list(params["ngram_range"])
+    vocab = vectorizer.vocabulary_
+    terms = sorted(vocab, key=vocab.__getitem__)
+    return {"params": params, "terms": terms}, np.asarray(vectorizer.idf_, dtype=np.float64)
+
+
+def _restore_vectorizer(state: dict | None, idf: np.ndarray | None):
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    if not isinstance(state, dict) or idf is None:
+        raise ValueError("the character n-gram backend needs the vectorizer's settings, terms and idf")
+    params, terms = dict(state["params"]), state["terms"]
+    allowed = set(TfidfVectorizer().get_params()) - {"dtype", "vocabulary"}
+    if not set(params) <= allowed or any(isinstance(v, dict) for v in params.values()):
+        raise ValueError(f"unexpected vectorizer settings {sorted(set(params) - allowed)}")
+    if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) or len(set(terms)) != len(terms):
+        raise ValueError("vectorizer terms must be distinct strings")
+    params["ngram_range"] = tuple(params["ngram_range"])
+    vectorizer = TfidfVectorizer(**params)
+    vectorizer.vocabulary_ = {t: i for i, t in enumerate(terms)}
+    vectorizer.idf_ = idf
+    return vectorizer
