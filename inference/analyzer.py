@@ -10,15 +10,21 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 import unicodedata
 from collections.abc import Iterable, Iterator
+from functools import lru_cache
 from importlib import import_module, resources
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from inference.document import Document, Quote
 from inference.langid import detect_language
 from inference.pipeline.base import Component
+from inference.pipeline.lexicon import TERMINAL
+from inference.safe_io import ModelFileError
 
 PIPELINE_FILE = "pipeline.json"
 FORMAT_VERSION = 1
@@ -29,10 +35,11 @@ COMPONENTS: dict[str, str] = {
 }
 PRESETS = ("fast", "accurate")
 DEFAULT_PRESET_FILE = "resources/models/DEFAULT"
+ANALYZER_CONFIG = "resources/analyzer.yaml"
 
 
-class ModelLoadError(ValueError):
-    pass
+class ModelLoadError(ModelFileError):
+    """A model directory that cannot be loaded: missing, malformed, tampered or foreign."""
 
 
 def component_class(name: str) -> type[Component]:
@@ -95,21 +102,44 @@ class Analyzer:
 
     def _run(self, batch: list[tuple[Document, str]]) -> Iterator[Document]:
         prepared: list[Document] = []
+        owners: list[tuple[int, int]] = []
+        changed: list[str | None] = []
+        n_windows: list[int] = []
         mappings: list[list[int] | None] = []
-        for doc, original in batch:
-            nfc, mapping = _nfc_with_offsets(original.replace("\x00", " "))
+        limit = window_chars()
+        for k, (doc, original) in enumerate(batch):
+            cleaned = _clean(original)
+            nfc, mapping = _nfc_with_offsets(cleaned)
             work = doc.model_copy(update={"text": nfc, "quotes": []})
             if work.lang is None:
                 work.lang = detect_language(nfc)
-            prepared.append(work)
+            windows = split_windows(nfc, limit)
+            if len(windows) == 1:
+                prepared.append(work)
+                owners.append((k, 0))
+            else:
+                for offset, piece in windows:
+                    prepared.append(work.model_copy(update={"text": piece}))
+                    owners.append((k, offset))
+            changed.append(None if mapping is not None or nfc == cleaned else nfc)  # NFC text of another length
+            n_windows.append(len(windows))
             mappings.append(mapping)
         docs: Iterable[Document] = prepared
         for component in self.components:
             docs = list(component.pipe(docs))
-        for (doc, original), pred, mapping in zip(batch, docs, mappings):
-            quotes = [_remap(q, mapping) for q in pred.quotes] if mapping is not None else pred.quotes
-            text = original if mapping is not None else pred.text
-            yield doc.model_copy(update={"text": text, "lang": pred.lang, "quotes": quotes})
+        found: list[list[Quote]] = [[] for _ in batch]
+        langs: list[str | None] = [None] * len(batch)
+        for (k, offset), pred in zip(owners, docs):
+            found[k].extend(_shift(q, offset) for q in pred.quotes)
+            langs[k] = pred.lang
+        for k, ((doc, original), mapping) in enumerate(zip(batch, mappings)):
+            quotes = found[k]
+            if n_windows[k] > 1:
+                quotes = [q.model_copy(update={"id": f"q{i}"}) for i, q in enumerate(quotes, start=1)]
+            if mapping is not None:
+                quotes = [_remap(q, mapping) for q in quotes]
+            text = original if changed[k] is None else changed[k]
+            yield doc.model_copy(update={"text": text, "lang": langs[k], "quotes": quotes})
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -131,10 +161,74 @@ class Analyzer:
             spec = json.loads(spec_file.read_text(encoding="utf-8"))
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
             raise ModelLoadError(f"{spec_file}: not valid JSON ({exc})") from exc
-        if spec.get("format_version") != FORMAT_VERSION:
-            raise ModelLoadError(f"{spec_file}: unsupported model format version {spec.get('format_version')!r}")
-        components = [component_class(name).load(path / name) for name in spec["components"]]
-        return cls(components, spec.get("metadata", {}))
+        if not isinstance(spec, dict) or spec.get("format_version") != FORMAT_VERSION:
+            version = spec.get("format_version") if isinstance(spec, dict) else None
+            raise ModelLoadError(f"{spec_file}: unsupported model format version {version!r}")
+        names = spec.get("components")
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+            raise ModelLoadError(f"{spec_file}: 'components' must be a list of stage names")
+        components = []
+        for name in names:
+            cls_ = component_class(name)
+            try:
+                components.append(cls_.load(path / name))
+            except ModelFileError:
+                raise
+            except (OSError, ValueError, KeyError, TypeError, AttributeError, IndexError) as exc:
+                raise ModelLoadError(f"{path / name}: not a valid {name} stage ({type(exc).__name__}: {exc})") from exc
+        metadata = spec.get("metadata", {})
+        return cls(components, metadata if isinstance(metadata, dict) else {})
+
+
+def _clean(text: str) -> str:
+    """The text the stages read: NUL bytes as spaces and lone surrogates (which no encoder
+    accepts; JSON escapes such as "\\ud800" produce them) as U+FFFD, so offsets do not move."""
+    return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", " "))
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@lru_cache(maxsize=1)
+def window_chars() -> int:
+    """The longest text analyzed in one piece (`resources/analyzer.yaml`)."""
+    raw = yaml.safe_load(resources.files("inference").joinpath(ANALYZER_CONFIG).read_text(encoding="utf-8"))
+    return int(raw["window_chars"])
+
+
+def split_windows(text: str, limit: int) -> list[tuple[int, str]]:
+    """(offset, piece) windows of at most `limit` characters covering `text`, each cut at the
+    last paragraph break in its second half, else after the last sentence end, else at the last
+    space, else at `limit` (never before a combining mark)."""
+    if len(text) <= limit:
+        return [(0, text)]
+    out: list[tuple[int, str]] = []
+    start = 0
+    while len(text) - start > limit:
+        lo, hi = start + limit // 2, start + limit
+        cut = text.rfind("\n", lo, hi) + 1
+        if not cut:
+            cut = next((j + 1 for j in range(hi - 1, lo - 1, -1) if text[j] in TERMINAL), 0)
+        if not cut:
+            cut = next((j + 1 for j in range(hi - 1, lo - 1, -1) if text[j].isspace()), 0)
+        if not cut:
+            cut = hi
+            while cut > lo and unicodedata.combining(text[cut]):
+                cut -= 1
+        out.append((start, text[start:cut]))
+        start = cut
+    out.append((start, text[start:]))
+    return out
+
+
+def _shift(q: Quote, offset: int) -> Quote:
+    if not offset:
+        return q
+
+    def span(s):
+        return None if s is None else (s[0] + offset, s[1] + offset)
+
+    return q.model_copy(update={"content": span(q.content), "cue": span(q.cue), "mention": span(q.mention)})
 
 
 def _date(value: str | dt.date | None) -> dt.date | None:

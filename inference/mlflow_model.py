@@ -10,6 +10,7 @@ so every copy carries the same signature.
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -29,14 +30,12 @@ class QuoteStanceModel(mlflow.pyfunc.PythonModel):
     whole batch: that is the form Spark's string-typed UDF needs."""
 
     def load_context(self, context) -> None:
-        from inference.analyzer import Analyzer
-
-        self.analyzer = Analyzer.load(context.artifacts[PIPELINE_ARTIFACT])
+        self.analyzer = _cached_analyzer(str(Path(context.artifacts[PIPELINE_ARTIFACT]).resolve()))
 
     def predict(self, context, model_input, params: dict[str, Any] | None = None) -> list:
         import pandas as pd
 
-        from inference.batch import analyze_isolated
+        from inference.batch import analyze_isolated, exception_reason
         from inference.document import Document
 
         output = (params or {}).get("output") or OUTPUT_RECORDS
@@ -60,9 +59,18 @@ class QuoteStanceModel(mlflow.pyfunc.PythonModel):
             return [d.to_dict() for d in self.analyzer.analyze_many(docs)]
         out = []
         for doc, result in analyze_isolated(self.analyzer, docs):
-            record = result.to_dict() if not isinstance(result, Exception) else {"doc_id": doc.doc_id, "error": _reason(result)}
+            record = result.to_dict() if not isinstance(result, Exception) else {"doc_id": doc.doc_id, "error": exception_reason(result)}
             out.append(json.dumps(record, ensure_ascii=False))
         return out
+
+
+@lru_cache(maxsize=2)
+def _cached_analyzer(path: str):
+    """One Analyzer per pipeline directory and process: Spark's local-mode UDF loads the pyfunc
+    model again for every task, and this keeps that from re-reading the pipeline each time."""
+    from inference.analyzer import Analyzer
+
+    return Analyzer.load(path)
 
 
 def _present(value: Any) -> Any:
@@ -72,10 +80,6 @@ def _present(value: Any) -> Any:
     if value is None or (not isinstance(value, (list, dict)) and pd.isna(value)) or value == "":
         return None
     return value
-
-
-def _reason(exc: Exception) -> str:
-    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}".rstrip(": ")
 
 
 def model_signature():

@@ -10,7 +10,8 @@
   an unmatched gold quote is a miss, one on an unmatched predicted quote a false alarm.
   `stance_macro_f1`: macro-F1 over the three labels favor/against/neutral (the figure of
   record); `stance_favor_against_f1`: the mean of favor and against F1 (SemEval-2016's
-  measure); `stance_macro_f1_topic_label`: the stricter macro over every (topic, label) class.
+  measure); `stance_macro_f1_topic_label`: the stricter macro over every (topic, label) class;
+  `stance_by_topic`: per topic, F1 over its triples and macro-F1 over the labels it has.
 """
 
 from __future__ import annotations
@@ -75,7 +76,22 @@ class _Tally:
             "attribution": self.attr_right / self.attr_total if self.attr_total else 0.0,
             "end_to_end": self.e2e_right / self.n_gold if self.n_gold else 0.0,
             "stance_macro_f1_topic_label": float(np.mean(f1s)) if f1s else 0.0,
+            "stance_by_topic": self._by_topic(),
         }
+
+    def _by_topic(self) -> dict[str, dict[str, float]]:
+        """Per topic: F1 over its (quote, stance) triples, macro-F1 over the labels it has, gold count."""
+        out = {}
+        for topic in sorted({t for t, _ in self.stance}):
+            counts = [self.stance.get((topic, label), [0, 0, 0]) for label in STANCE_LABELS]
+            tp, fp, fn = (sum(c[i] for c in counts) for i in range(3))
+            present = [_prf(c[0], c[0] + c[1], c[0] + c[2])["f1"] for c in counts if any(c)]
+            out[topic] = {
+                "f1": _prf(tp, tp + fp, tp + fn)["f1"],
+                "macro_f1": float(np.mean(present)),
+                "n_gold": tp + fn,
+            }
+        return out
 
 
 def score(

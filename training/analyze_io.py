@@ -57,6 +57,7 @@ class Inputs:
                 record = json.loads(line)
                 if not isinstance(record, dict) or "text" not in record:
                     raise ValueError("record has no 'text'")
+                _check_encodable(record)
                 record.setdefault("doc_id", f"{Path(name).stem}-{lineno}")
                 record["quotes"] = []
                 if self.published and not record.get("published"):
@@ -64,6 +65,15 @@ class Inputs:
                 yield Document.from_dict(record)
             except (ValueError, ValidationError) as exc:
                 self._error(f"{name}:{lineno}: {str(exc).splitlines()[0]}; skipped")
+
+
+def _check_encodable(record: dict) -> None:
+    """A JSON escape of half a surrogate pair ("\\ud800") decodes to a string no UTF-8 output
+    can hold; such a record is refused here rather than failing when its result is written."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError as exc:
+        raise ValueError(f"not valid Unicode: a lone surrogate ({exc.object[exc.start]!a})") from exc
 
 
 def iter_inputs(source: str, published: str | None, lang: str | None, on_error: Callable[[str], None]) -> Inputs:

@@ -201,6 +201,74 @@ def analyze(
         raise typer.Exit(1)
 
 
+@app.command()
+def render(
+    docs: Path = typer.Argument(..., exists=True, dir_okay=False, help="JSONL documents (gold or predictions)."),
+    pred: Path = typer.Option(None, "--pred", "-p", exists=True, dir_okay=False, help="Predictions to show beside DOCS, matched by doc_id."),
+    output: Path = typer.Option(None, "--output", "-o", help="HTML file to write (default: stdout)."),
+) -> None:
+    """Write a self-contained HTML page showing the quotes, speakers and stances of documents."""
+    import sys
+
+    from inference.render import render_html
+    from inference.validate import read_jsonl
+
+    gold = _read_or_exit(read_jsonl, docs)
+    preds = _read_or_exit(read_jsonl, pred) if pred else None
+    page = render_html(gold, preds, title=f"{docs.name} vs {pred.name}" if pred else docs.name)
+    if output:
+        output.write_text(page, encoding="utf-8")
+        err_console.print(f"wrote {output}")
+    else:
+        sys.stdout.buffer.write(page.encode("utf-8"))
+        sys.stdout.flush()
+
+
+@app.command()
+def batch(
+    source: Path = typer.Argument(..., exists=True, dir_okay=False, help="Input .jsonl or .parquet (doc_id, text, optional published, lang)."),
+    output: Path = typer.Argument(..., help="Output .parquet or .jsonl; failures go to OUTPUT.errors.jsonl."),
+    engine: str = typer.Option("local", "--engine", "-e", help="local (this process) | spark (mlflow spark_udf)."),
+    model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
+    master: str = typer.Option("local[*]", help="Spark master for --engine spark."),
+    batch_size: int = typer.Option(None, "--batch-size", min=1, help="Documents per model call (default: resources/batch.yaml)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar."),
+) -> None:
+    """Score a corpus into Parquet or JSONL; a re-run skips documents already in OUTPUT."""
+    from inference.batch import BatchError
+
+    if engine not in ("local", "spark"):
+        err_console.print(f"error: --engine must be local or spark, not {engine!r}")
+        raise typer.Exit(2)
+    if model and model.split(":", 1)[0] in ("models", "runs"):
+        import mlflow
+
+        from training.train import tracking_uri
+
+        mlflow.set_tracking_uri(tracking_uri())
+    try:
+        if engine == "local":
+            from inference.batch import run_local
+
+            stats = run_local(source, output, model=model, batch_size=batch_size, progress=not quiet)
+        else:
+            from inference.batch_spark import run_spark
+
+            stats = run_spark(source, output, model=model, master=master, batch_size=batch_size, progress=not quiet)
+    except BatchError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(1) from exc
+    err_console.print(
+        f"{engine}: {stats.read} read, {stats.written} written, {stats.skipped} already in {output}, "
+        f"{stats.errors} errors in {output.name}.errors.jsonl; {stats.seconds:.1f} s ({stats.docs_per_second:.1f} docs/s)",
+        markup=False,
+        highlight=False,
+        soft_wrap=True,
+    )
+    if stats.errors:
+        raise typer.Exit(1)
+
+
 def _progress(items, total: int | None, label: str):
     """A progress bar (on stderr, so JSON on stdout stays clean) for many documents; none for one."""
     from tqdm import tqdm

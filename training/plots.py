@@ -1,4 +1,4 @@
-"""Charts logged with each run: per-language metric bars and confusion matrices (PNG)."""
+"""Charts logged with each run: per-language and per-topic metric bars, confusion matrices (PNG)."""
 
 from __future__ import annotations
 
@@ -33,6 +33,28 @@ def per_language_bars(per_lang: dict[str, dict[str, float]], title: str, path: P
     plt.close(fig)
 
 
+TOPIC_METRICS = (("stance_f1", "end to end"), ("stance_f1_gold_spans", "on gold quote spans"))
+
+
+def per_topic_bars(per_topic: dict[str, dict[str, float]], title: str, path: Path) -> None:
+    """Stance F1 per topic (over its quote/stance pairs), with the number of gold pairs behind each."""
+    order = [t for t in default_registry().topics if t in per_topic] + sorted(set(per_topic) - set(default_registry().topics))
+    y = np.arange(len(order))
+    height = 0.8 / len(TOPIC_METRICS)
+    fig, ax = plt.subplots(figsize=(7.5, 1.2 + 0.45 * len(order)))
+    for i, (metric, label) in enumerate(TOPIC_METRICS):
+        ax.barh(y + i * height, [per_topic[t].get(metric, 0.0) for t in order], height, label=label)
+    ax.set_yticks(y + height * (len(TOPIC_METRICS) - 1) / 2, [f"{t} (n={int(per_topic[t].get('n_gold_stances', 0))})" for t in order], fontsize=8)
+    ax.invert_yaxis()
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("stance F1")
+    ax.set_title(title, fontsize=10)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=len(TOPIC_METRICS), frameon=False)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110, bbox_inches="tight")
+    plt.close(fig)
+
+
 def confusion(labels: list[str], pairs: list[tuple[str, str]], title: str, path: Path) -> None:
     idx = {lab: i for i, lab in enumerate(labels)}
     m = np.zeros((len(labels), len(labels)), dtype=int)
@@ -54,7 +76,7 @@ def confusion(labels: list[str], pairs: list[tuple[str, str]], title: str, path:
 
 
 def save_charts(results, scores: dict, out: Path) -> None:
-    """Per-language bars for each evaluation, and speaker/stance confusion over aligned quotes."""
+    """Per-language and per-topic bars for each evaluation, and speaker/stance confusion over aligned quotes."""
     out.mkdir(parents=True, exist_ok=True)
     speakers = [*default_registry().speakers, "other", "none", "missed"]
     stances = [*STANCE_LABELS, "none"]
@@ -62,6 +84,9 @@ def save_charts(results, scores: dict, out: Path) -> None:
         per_lang = scores.get(kind, {}).get("per_language", {})
         if per_lang:
             per_language_bars(per_lang, f"{kind}: per language", out / f"{kind}_per_language.png")
+        per_topic = scores.get(kind, {}).get("per_topic", {})
+        if per_topic:
+            per_topic_bars(per_topic, f"{kind}: stance F1 per topic", out / f"{kind}_per_topic.png")
         sp_pairs, st_pairs = [], []
         preds = {p.doc_id: p for p in res.pred}
         for gold in res.gold:

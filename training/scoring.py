@@ -32,13 +32,25 @@ def score_results(res) -> dict:
     e2e = score(res.gold, res.pred, attributed_docs=res.on_gold_spans or None)
     out = _named(e2e["overall"])
     per_language = {lang: _named(r) for lang, r in e2e["by_lang"].items()}
-    if res.on_gold_spans:
-        gold_spans = score(res.gold, res.on_gold_spans)
+    gold_spans = score(res.gold, res.on_gold_spans) if res.on_gold_spans else None
+    if gold_spans:
         out["stance_macro_f1_gold_spans"] = gold_spans["overall"]["stance_macro_f1"]
         out["stance_favor_against_f1_gold_spans"] = gold_spans["overall"]["stance_favor_against_f1"]
         for lang, r in gold_spans["by_lang"].items():
             per_language[lang]["stance_macro_f1_gold_spans"] = r["stance_macro_f1"]
     out["per_language"] = per_language
+    out["per_topic"] = _per_topic(e2e["overall"], gold_spans["overall"] if gold_spans else None)
+    return out
+
+
+def _per_topic(e2e: dict, gold_spans: dict | None) -> dict[str, dict[str, float]]:
+    """Stance per topic, end to end and (when scored) on gold quote spans."""
+    out = {
+        topic: {"stance_f1": r["f1"], "stance_macro_f1": r["macro_f1"], "n_gold_stances": float(r["n_gold"])}
+        for topic, r in e2e["stance_by_topic"].items()
+    }
+    for topic, r in (gold_spans or {}).get("stance_by_topic", {}).items():
+        out.setdefault(topic, {"n_gold_stances": float(r["n_gold"])})["stance_f1_gold_spans"] = r["f1"]
     return out
 
 
@@ -55,6 +67,9 @@ def flat_metrics(scores: dict[str, dict]) -> dict[str, float]:
         for lang, per in s.get("per_language", {}).items():
             for name, value in per.items():
                 out[f"{kind}.{lang}.{name}"] = float(value)
+        for topic, per in s.get("per_topic", {}).items():
+            for name, value in per.items():
+                out[f"{kind}.topic.{topic}.{name}"] = float(value)
     return out
 
 

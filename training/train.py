@@ -2,7 +2,8 @@
 
 Logged per run: params (flattened config), the config file, the data version (hash of the
 annotation files) and backend/language tags, every cross-validation metric (overall and per
-language), PNG charts, per-document predictions (JSONL), an error list, and the final pipeline
+language, per topic), PNG charts, per-document predictions (JSONL), an error list, the HTML quote
+viewer of the held-out documents (gold beside prediction), and the final pipeline
 as a pyfunc model registered as `quote-stance`. The alias `champion` moves to the new version
 only when it beats the current champion's evaluation-of-record score on the same data version.
 """
@@ -20,6 +21,7 @@ from rich.console import Console
 from rich.progress import Progress
 
 from inference.mlflow_model import log_pipeline_model
+from inference.render import render_html
 from inference.validate import write_jsonl
 from training.data import annotation_files, data_version, load_documents
 from training.errors import error_list
@@ -100,6 +102,8 @@ def run_experiment(
         for kind, res in results.items():
             write_jsonl(res.pred, tmp / f"predictions_{kind}.jsonl")
             (tmp / f"errors_{kind}.txt").write_text(error_list(res.gold, res.pred), encoding="utf-8")
+            viewer = render_html(res.gold, res.pred, title=f"{config.name}: {kind} held-out documents, gold vs prediction")
+            (tmp / f"viewer_{kind}.html").write_text(viewer, encoding="utf-8")
         save_charts(results, scores, tmp / "charts")
         (tmp / "scores.json").write_text(json.dumps(scores, indent=1, ensure_ascii=False), encoding="utf-8")
         mlflow.log_artifacts(str(tmp), artifact_path="evaluation")

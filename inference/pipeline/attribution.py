@@ -8,6 +8,7 @@ a mention-less candidate that carries the previous quote's speaker (pro-drop).
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
 from dataclasses import dataclass
@@ -43,6 +44,35 @@ class Mention:
     span: tuple[int, int] | None
     type: str
     speaker: str | None
+
+
+class _QuoteIndex:
+    """A document's quotes sorted by start, for the questions every candidate asks of all of
+    them; bisection keeps a quote-dense text from costing quotes x candidates x quotes."""
+
+    def __init__(self, quotes: list[Quote]):
+        self.quotes = quotes
+        self.starts = [q.content[0] for q in quotes]
+        self.max_end: list[int] = []
+        for q in quotes:
+            self.max_end.append(max(q.content[1], self.max_end[-1] if self.max_end else q.content[1]))
+
+    def count_within(self, lo: int, hi: int, exclude: Quote | None = None) -> int:
+        """Quotes (other than `exclude`) whose content lies inside [lo, hi]."""
+        return sum(
+            1
+            for k in range(bisect.bisect_left(self.starts, lo), bisect.bisect_right(self.starts, hi))
+            if self.quotes[k] is not exclude and self.quotes[k].content[1] <= hi
+        )
+
+    def any_containing(self, start: int, end: int, exclude: Quote | None = None) -> bool:
+        """Whether a quote (other than `exclude`) contains [start, end)."""
+        k = bisect.bisect_right(self.starts, start) - 1
+        while k >= 0 and self.max_end[k] >= end:
+            if self.quotes[k] is not exclude and self.quotes[k].content[1] >= end:
+                return True
+            k -= 1
+        return False
 
 
 def _dedupe(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -203,7 +233,7 @@ class SpeakerAttributor(Component):
         return Mention(span, kind, OTHER)
 
     def _features(
-        self, doc: Document, index: TextIndex, quote: Quote, m: Mention, rank: int, quotes: list[Quote]
+        self, doc: Document, index: TextIndex, quote: Quote, m: Mention, rank: int, quotes: _QuoteIndex
     ) -> dict:
         text = doc.text
         s, e = quote.content
@@ -230,9 +260,7 @@ class SpeakerAttributor(Component):
         between = text[lo:hi] if lo < hi else ""
         f["newline_between"] = float("\n" in between)
         f["colon_layout"] = float(before and between.rstrip(" \n「“\"«„").endswith((":", "：")))
-        f["intervening_quotes"] = float(
-            min(3, sum(1 for q in quotes if q is not quote and lo <= q.content[0] and q.content[1] <= hi))
-        )
+        f["intervening_quotes"] = float(min(3, quotes.count_within(lo, hi, exclude=quote)))
         if quote.cue is not None:
             cs, ce = quote.cue
             f["cue_dist"] = math.log1p(min(abs(ms - ce), abs(cs - me)))
@@ -244,7 +272,7 @@ class SpeakerAttributor(Component):
         for key in ("dir=before", "same_sentence", "cue_adjacent", "cue_same_sentence", "newline_between"):
             if f.get(key):
                 f[f"{m.type}&{key}"] = 1.0
-        f["in_other_quote"] = float(any(q.content[0] <= ms and me <= q.content[1] for q in quotes if q is not quote))
+        f["in_other_quote"] = float(quotes.any_containing(ms, me, exclude=quote))
         f["unresolved"] = float(m.speaker is None and m.type == "pronoun")
         return f
 
@@ -280,7 +308,7 @@ class SpeakerAttributor(Component):
 
     def _run(self, doc: Document, gold: Document | None = None):
         groups, index, mentions = self._groups(doc)
-        quotes = [q for q, _ in groups]
+        quotes = _QuoteIndex([q for q, _ in groups])
         previous: str | None = None
         gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
         for q, cands in groups:
@@ -411,18 +439,18 @@ def _subject_marker_after(text: str, lex: Lexicon, lo: int, hi: int) -> int | No
     return best
 
 
-def _antecedent(pronoun: Mention, mentions: list[Mention], quotes: list[Quote]) -> str | None:
+def _antecedent(pronoun: Mention, mentions: list[Mention], quotes: _QuoteIndex) -> str | None:
     """The speaker of the nearest person mention before a pronoun, outside quoted content."""
     for m in reversed(mentions):
         if m.span[1] > pronoun.span[0] or m.type not in ("name", "title", "person") or m.speaker is None:
             continue
-        if any(q.content[0] <= m.span[0] and m.span[1] <= q.content[1] for q in quotes):
+        if quotes.any_containing(m.span[0], m.span[1]):
             continue
         return m.speaker
     return None
 
 
-def _reference_features(m: Mention, q: Quote, mentions: list[Mention], quotes: list[Quote], index) -> dict:
+def _reference_features(m: Mention, q: Quote, mentions: list[Mention], quotes: _QuoteIndex, index) -> dict:
     """How recently the speaker a pronoun (or pro-drop) candidate stands for was named: a
     pronoun refers to a nearby name far more often than to a speaker from paragraphs ago."""
     anchor = m.span[0] if m.span is not None else q.content[0]
@@ -432,7 +460,7 @@ def _reference_features(m: Mention, q: Quote, mentions: list[Mention], quotes: l
             continue
         if anchor - x.span[1] > REFERENCE_WINDOW:
             break
-        if any(o.content[0] <= x.span[0] and x.span[1] <= o.content[1] for o in quotes):
+        if quotes.any_containing(x.span[0], x.span[1]):
             continue
         if last is None:
             last = x

@@ -11,7 +11,7 @@ import bisect
 import re
 import unicodedata
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import yaml
@@ -52,9 +52,22 @@ class Lexicon:
     def find_pronouns(self, text: str) -> list[tuple[int, int]]:
         return find_terms(text, self.pronouns, self.word_boundaries, False)
 
+    @cached_property
+    def _complementizers_longest_first(self) -> tuple[str, ...]:
+        return tuple(sorted(self.complementizers, key=len, reverse=True))
+
+    @cached_property
+    def _complementizer_edges(self) -> tuple[frozenset[str], frozenset[str]]:
+        """First and last characters of the complementizers: most positions are rejected by
+        one set lookup (the span search asks at every character)."""
+        comps = [c for c in self.complementizers if c]
+        return frozenset(c[0] for c in comps), frozenset(c[-1] for c in comps)
+
     def complementizer_at(self, text: str, pos: int) -> int:
         """Length of the complementizer starting at `pos` (0 when none)."""
-        for comp in sorted(self.complementizers, key=len, reverse=True):
+        if pos >= 0 and (pos >= len(text) or text[pos] not in self._complementizer_edges[0]):
+            return 0
+        for comp in self._complementizers_longest_first:
             if text.startswith(comp, pos):
                 end = pos + len(comp)
                 if not self.word_boundaries or end >= len(text) or not is_word_char(text[end]):
@@ -63,7 +76,9 @@ class Lexicon:
 
     def complementizer_before(self, text: str, pos: int) -> int:
         """Length of the complementizer ending at `pos` (0 when none)."""
-        for comp in sorted(self.complementizers, key=len, reverse=True):
+        if 0 < pos <= len(text) and text[pos - 1] not in self._complementizer_edges[1]:
+            return 0
+        for comp in self._complementizers_longest_first:
             start = pos - len(comp)
             if start >= 0 and text.startswith(comp, start):
                 if not self.word_boundaries or start == 0 or not is_word_char(text[start - 1]):
@@ -236,7 +251,7 @@ def count_tokens(s: str) -> int:
     words = s.split()
     longest = max((len(w) for w in words), default=0)
     if longest > 12:
-        return max(1, sum(1 for ch in s if is_word_char(ch)) // 2)
+        return max(1, sum(map(is_word_char, s)) // 2)
     return len(words)
 
 

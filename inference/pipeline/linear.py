@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 
 import numpy as np
+from scipy.special import expit
 from sklearn.feature_extraction import DictVectorizer
 from sklearn.linear_model import LogisticRegression
 
@@ -39,11 +40,20 @@ class LinearScorer:
         return self
 
     def predict_proba(self, X: list[dict]) -> np.ndarray:
-        """P(positive) per row."""
+        """P(positive) per row: the same float64 matrix and product as `DictVectorizer` and
+        `LogisticRegression.predict_proba` compute (so the same numbers), without their
+        per-call validation, which dominated the cost on the few rows one quote has."""
         if not X:
             return np.zeros(0)
-        matrix = self.vectorizer_.transform(X)
-        return self.model_.predict_proba(matrix)[:, 1]
+        index = self.vectorizer_.vocabulary_
+        matrix = np.zeros((len(X), len(index)))
+        for i, row in enumerate(X):
+            for name, value in row.items():
+                j = index.get(name)
+                if j is not None:
+                    matrix[i, j] = value
+        scores = matrix @ self.model_.coef_.T + self.model_.intercept_
+        return expit(scores.reshape(-1))
 
     def to_dict(self) -> dict:
         if not self.fitted:
@@ -63,15 +73,16 @@ class LinearScorer:
         scorer = cls(C=d["C"], class_weight=d.get("class_weight"))
         if not d.get("fitted"):
             return scorer
+        names = d["feature_names"]
+        if not isinstance(names, list) or not all(isinstance(n, str) for n in names) or len(set(names)) != len(names):
+            raise ValueError("feature_names must be a list of distinct strings")
         vec = DictVectorizer(sparse=False)
-        vec.feature_names_ = list(d["feature_names"])
-        vec.vocabulary_ = {name: i for i, name in enumerate(vec.feature_names_)}
-        model = LogisticRegression(C=d["C"])
-        model.coef_ = np.asarray([d["coef"]], dtype=float)
-        model.intercept_ = np.asarray([d["intercept"]], dtype=float)
-        model.classes_ = np.asarray(d["classes"])
-        model.n_features_in_ = len(vec.feature_names_)
-        scorer.vectorizer_, scorer.model_ = vec, model
+        vec.feature_names_ = list(names)
+        vec.vocabulary_ = {name: i for i, name in enumerate(names)}
+        scorer.vectorizer_ = vec
+        scorer.model_ = logistic_regression([d["coef"]], [d["intercept"]], d["classes"], C=d["C"])
+        if scorer.model_.coef_.shape != (1, len(names)) or len(scorer.model_.classes_) != 2:
+            raise ValueError(f"a binary scorer needs one coefficient per feature ({len(names)}) and two classes")
         return scorer
 
     def save(self, path: Path) -> None:
@@ -80,3 +91,17 @@ class LinearScorer:
     @classmethod
     def load(cls, path: Path) -> LinearScorer:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def logistic_regression(coef, intercept, classes, C: float = 1.0) -> LogisticRegression:
+    """A fitted `LogisticRegression` rebuilt from its numbers (finite float64 coefficients)."""
+    model = LogisticRegression(C=C)
+    model.coef_ = np.asarray(coef, dtype=np.float64)
+    model.intercept_ = np.asarray(intercept, dtype=np.float64)
+    model.classes_ = np.asarray(classes)
+    if model.coef_.ndim != 2 or model.intercept_.shape != (model.coef_.shape[0],):
+        raise ValueError(f"coefficients {model.coef_.shape} and intercepts {model.intercept_.shape} do not fit together")
+    if not (np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()):
+        raise ValueError("coefficients must be finite numbers")
+    model.n_features_in_ = model.coef_.shape[1]
+    return model

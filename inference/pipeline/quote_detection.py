@@ -308,8 +308,28 @@ class QuoteDetector(Component):
                     add(st, en, {"dir=back": 1.0, f"start={st_kind}": 1.0, f"end={en_kind}": 1.0})
         return out
 
+    def _cue_features(self, ctx: _Context, cue: tuple[int, int], direct: list[MarkPair]) -> dict:
+        """The span features that depend on the cue alone: computed once per cue."""
+        text = ctx.doc.text
+        cs, ce = cue
+        return {
+            "name_near_cue": float(any(abs(ns - ce) < 40 or abs(cs - ne) < 40 for ns, ne in ctx.names)),
+            "mark_before_cue": float(
+                any(0 <= cs - p.close <= 4 for p in direct) or text[max(0, cs - 3) : cs].strip() in ("」と", "”", "“")
+            ),
+            "mark_after_cue": float(any(0 <= p.open - ce <= 4 for p in direct)),
+            "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
+            "cue_len": _log(ce - cs),
+        }
+
     def _span_features(
-        self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int], base: dict, direct: list[MarkPair]
+        self,
+        ctx: _Context,
+        cue: tuple[int, int],
+        span: tuple[int, int],
+        base: dict,
+        direct: list[MarkPair],
+        cue_feats: dict,
     ) -> dict:
         text = ctx.doc.text
         s, e = span
@@ -325,20 +345,18 @@ class QuoteDetector(Component):
                 "comp_touch": float(
                     ctx.lex.complementizer_before(text, s) > 0 or ctx.lex.complementizer_at(text, e) > 0
                 ),
-                "name_near_cue": float(any(abs(ns - ce) < 40 or abs(cs - ne) < 40 for ns, ne in ctx.names)),
+                "name_near_cue": cue_feats["name_near_cue"],
                 "contains_name": float(any(s <= ns and ne <= e for ns, ne in ctx.names)),
                 "contains_cue": float(any(s <= a and b <= e for a, b in ctx.cues if (a, b) != cue)),
-                "mark_before_cue": float(
-                    any(0 <= cs - p.close <= 4 for p in direct) or text[max(0, cs - 3) : cs].strip() in ("」と", "”", "“")
-                ),
-                "mark_after_cue": float(any(0 <= p.open - ce <= 4 for p in direct)),
+                "mark_before_cue": cue_feats["mark_before_cue"],
+                "mark_after_cue": cue_feats["mark_after_cue"],
                 "overlaps_direct": float(
                     any(p.content[0] < e and s < p.content[1] and not (s <= p.open and p.close < e) for p in direct)
                 ),
                 "contains_direct": float(any(s <= p.open and p.close < e for p in direct)),
                 "inside_direct": float(any(p.content[0] <= s and e <= p.content[1] for p in direct)),
-                "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
-                "cue_len": _log(ce - cs),
+                "cue_in_direct": cue_feats["cue_in_direct"],
+                "cue_len": cue_feats["cue_len"],
                 "name_opposite_side": float(
                     any((ns >= ce and ns - ce < 60) if e <= cs else (ne <= cs and cs - ne < 60) for ns, ne in ctx.names)
                 ),
@@ -378,9 +396,10 @@ class QuoteDetector(Component):
         mark_feats = [self._mark_features(ctx, p) for p in pairs]
         span_cands, span_feats = [], []
         for cue in ctx.cues:
+            cue_feats = self._cue_features(ctx, cue, pairs)
             for span, base in self._span_candidates(ctx, cue):
                 span_cands.append((cue, span))
-                span_feats.append(self._span_features(ctx, cue, span, base, pairs))
+                span_feats.append(self._span_features(ctx, cue, span, base, pairs, cue_feats))
         return ctx, pairs, mark_feats, span_cands, span_feats
 
     def fit(self, docs: list[Document]) -> QuoteDetector:

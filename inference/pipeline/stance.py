@@ -432,7 +432,7 @@ def _restore_linear(meta: dict, arrays: dict[str, np.ndarray], C: float):
 
 def _vectorizer_state(vectorizer) -> tuple[dict, np.ndarray]:
     params = vectorizer.get_params()
-    if params.pop("dtype") is not np.float64 or any(callable(v) for v in params.values()) or params["vocabulary"] is not None:
+    if params.pop("dtype") is not np.float64 or any(callable(v) for v in params.values()) or params.pop("vocabulary") is not None:
         raise ValueError("only a float64 TfidfVectorizer with settings (no callables, no fixed vocabulary) can be saved")
     params["ngram_range"] = list(params["ngram_range"])
     vocab = vectorizer.vocabulary_
@@ -449,6 +449,10 @@ def _restore_vectorizer(state: dict | None, idf: np.ndarray | None):
     allowed = set(TfidfVectorizer().get_params()) - {"dtype", "vocabulary"}
     if not set(params) <= allowed or any(isinstance(v, dict) for v in params.values()):
         raise ValueError(f"unexpected vectorizer settings {sorted(set(params) - allowed)}")
+    if params.get("input", "content") != "content" or params.get("analyzer") not in ("char_wb", "char", "word"):
+        raise ValueError("the vectorizer must read the text it is given with a built-in analyzer")
+    if params.get("tokenizer") is not None or params.get("preprocessor") is not None:
+        raise ValueError("the vectorizer must not name a tokenizer or preprocessor")
     if not isinstance(terms, list) or not all(isinstance(t, str) for t in terms) or len(set(terms)) != len(terms):
         raise ValueError("vectorizer terms must be distinct strings")
     params["ngram_range"] = tuple(params["ngram_range"])
