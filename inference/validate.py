@@ -109,7 +109,7 @@ def check_document(doc: Document, registry: Registry | None = None, gold: bool =
         if content != content.strip():
             out.append(f"error: {tag}: content starts or ends with whitespace")
         if q.kind == "direct":
-            if _unpaired_edge_mark(content):
+            if unpaired_edge_mark(content):
                 out.append(f"error: {tag}: direct content includes its quotation marks: {content[:20]!r}…")
             before, after = text[:s].rstrip()[-1:], text[e:].lstrip()[:1]
             if before not in marks or after not in marks:
@@ -144,7 +144,7 @@ def check_document(doc: Document, registry: Registry | None = None, gold: bool =
     return out
 
 
-def _unpaired_edge_mark(content: str) -> bool:
+def unpaired_edge_mark(content: str) -> bool:
     """True if the content starts or ends with a mark that is not paired inside it.
 
     A direct quote may begin with a nested quote (““২+২” কাঠামো …”): that leading mark is

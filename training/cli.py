@@ -184,7 +184,7 @@ def analyze(
     if fmt not in ("json", "jsonl", "table"):
         err_console.print(f"error: --format must be json, jsonl or table, not {fmt!r}")
         raise typer.Exit(2)
-    inputs = iter_inputs(source, published=published, lang=lang, on_error=lambda msg: err_console.print(f"error: {msg}", markup=False))
+    inputs = iter_inputs(source, published=published, lang=lang, on_error=lambda msg: err_console.print(f"error: {msg}", markup=False, highlight=False, soft_wrap=True))
     analyzer = load_analyzer(model)
     docs = analyzer.analyze_many(inputs.documents())
     if fmt == "table":

@@ -94,14 +94,30 @@ class LinearScorer:
 
 
 def logistic_regression(coef, intercept, classes, C: float = 1.0) -> LogisticRegression:
-    """A fitted `LogisticRegression` rebuilt from its numbers (finite float64 coefficients)."""
+    """A fitted `LogisticRegression` rebuilt from its numbers: finite floats, kept in the
+    precision they were fitted in (a model fitted on float32 features has float32 weights)."""
     model = LogisticRegression(C=C)
-    model.coef_ = np.asarray(coef, dtype=np.float64)
-    model.intercept_ = np.asarray(intercept, dtype=np.float64)
+    model.coef_ = np.asarray(coef)
+    model.intercept_ = np.asarray(intercept)
     model.classes_ = np.asarray(classes)
+    if model.coef_.dtype.kind != "f" or model.intercept_.dtype != model.coef_.dtype:
+        raise ValueError(f"coefficients must be floats of one precision, not {model.coef_.dtype}/{model.intercept_.dtype}")
     if model.coef_.ndim != 2 or model.intercept_.shape != (model.coef_.shape[0],):
         raise ValueError(f"coefficients {model.coef_.shape} and intercepts {model.intercept_.shape} do not fit together")
     if not (np.isfinite(model.coef_).all() and np.isfinite(model.intercept_).all()):
         raise ValueError("coefficients must be finite numbers")
     model.n_features_in_ = model.coef_.shape[1]
     return model
+
+
+def logistic_proba(model: LogisticRegression, X) -> np.ndarray:
+    """`model.predict_proba(X)` computed as scikit-learn computes it (the same product, then
+    the logistic or the softmax), without its per-call input checks: on the few rows of one
+    document those cost more than the product. X is a matrix this package built."""
+    from sklearn.utils.extmath import safe_sparse_dot, softmax
+
+    scores = safe_sparse_dot(X, model.coef_.T, dense_output=True) + model.intercept_
+    if len(model.classes_) <= 2:
+        p = expit(scores.reshape(-1))
+        return np.stack([1 - p, p], axis=1)
+    return softmax(scores, copy=False)

@@ -29,6 +29,7 @@ from inference.pipeline.lexicon import (
 from inference.pipeline.linear import LinearScorer
 from inference.quotemarks import QuotationMarks, quotation_marks
 from inference.registry import default_registry
+from inference.validate import unpaired_edge_mark
 
 MAX_STACK = 32
 MAX_CLOSE_SEARCH = 4
@@ -438,7 +439,11 @@ class QuoteDetector(Component):
         ctx, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
         text = doc.text
         mark_p = self._score_marks(mark_feats)
-        direct = [(p, prob) for p, prob in zip(pairs, mark_p, strict=True) if prob >= self.threshold]
+        direct = [
+            (p, prob)
+            for p, prob in zip(pairs, mark_p, strict=True)
+            if prob >= self.threshold and not unpaired_edge_mark(text[p.content[0] : p.content[1]])
+        ]
         best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
         for (cue, span), prob in zip(span_cands, self._score_spans(span_feats), strict=True):
             if prob >= self.span_threshold and (cue not in best or prob > best[cue][0]):

@@ -28,6 +28,7 @@ from scipy import sparse
 
 from inference.document import STANCE_LABELS, Document, Quote, Stance
 from inference.pipeline.base import Component
+from inference.pipeline.linear import logistic_proba
 from inference.registry import default_registry
 from inference.safe_io import STATE_JSON, ModelFileError, load_skops, load_state, save_state
 
@@ -170,7 +171,8 @@ class StanceClassifier(Component):
                     max_features=self.max_features,
                 )
                 self.vectorizer_.fit(contexts)
-            parts += [self.vectorizer_.transform(contents), 0.5 * self.vectorizer_.transform(contexts)]
+            both = self.vectorizer_.transform(contents + contexts)  # one call: rows do not interact
+            parts += [both[: len(contents)], 0.5 * both[len(contents) :]]
         if self.backend == "accurate":
             emb = self._embed(contents + contexts)
             parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
@@ -283,7 +285,7 @@ class StanceClassifier(Component):
             if not idx:
                 continue
             x = self._pair_features(base[idx], lex[idx], [speakers[i] for i in idx], t)
-            proba = self.stance_model_.predict_proba(x)
+            proba = logistic_proba(self.stance_model_, x)
             classes = list(self.stance_model_.classes_)
             for row, i in enumerate(idx):
                 k = int(np.argmax(proba[row]))
@@ -369,15 +371,23 @@ class _ConstantTopic:
 
 
 class _TopicModel:
-    """Per-topic binary classifiers combined as a multi-label OneVsRestClassifier combines them."""
+    """Per-topic binary classifiers combined as a multi-label OneVsRestClassifier combines them.
+    When every topic has a logistic regression, one product scores all topics: the same sums
+    (scipy adds each column's products in the same order) without twelve validations."""
 
     multilabel_ = True
 
-    def __init__(self, estimators: list, n_features: int):
+    def __init__(self, estimators: list, n_features: int, coef: np.ndarray | None = None, intercept: np.ndarray | None = None):
         self.estimators_ = estimators
         self.n_features_in_ = n_features
+        self.coef, self.intercept = coef, intercept
 
     def predict_proba(self, X) -> np.ndarray:
+        if self.coef is not None:
+            from scipy.special import expit
+            from sklearn.utils.extmath import safe_sparse_dot
+
+            return expit(safe_sparse_dot(X, self.coef.T, dense_output=True) + self.intercept)
         return np.array([e.predict_proba(X)[:, 1] for e in self.estimators_]).T
 
 
@@ -385,13 +395,14 @@ def _linear_state(topic_model, stance_model) -> tuple[dict, dict[str, np.ndarray
     if not topic_model.multilabel_:
         raise ValueError("the topic model must be multi-label (one binary classifier per topic)")
     width = int(topic_model.n_features_in_)
-    coef = np.zeros((len(topic_model.estimators_), width))
-    intercept = np.zeros(len(topic_model.estimators_))
+    dtype = next((e.coef_.dtype for e in topic_model.estimators_ if hasattr(e, "coef_")), np.float64)
+    coef = np.zeros((len(topic_model.estimators_), width), dtype=dtype)
+    intercept = np.zeros(len(topic_model.estimators_), dtype=dtype)
     constants: list[float | None] = []
     for k, est in enumerate(topic_model.estimators_):
         if hasattr(est, "coef_"):
-            if [int(c) for c in est.classes_] != [0, 1]:
-                raise ValueError(f"topic classifier {k} has classes {list(est.classes_)}, expected [0, 1]")
+            if est.coef_.dtype != dtype or [int(c) for c in est.classes_] != [0, 1]:
+                raise ValueError(f"topic classifier {k}: classes {list(est.classes_)} ({est.coef_.dtype}), expected [0, 1] ({dtype})")
             coef[k], intercept[k] = est.coef_[0], est.intercept_[0]
             constants.append(None)
         else:
@@ -404,8 +415,8 @@ def _linear_state(topic_model, stance_model) -> tuple[dict, dict[str, np.ndarray
     arrays = {
         "topic_coef": coef,
         "topic_intercept": intercept,
-        "stance_coef": np.asarray(stance_model.coef_, dtype=np.float64),
-        "stance_intercept": np.asarray(stance_model.intercept_, dtype=np.float64),
+        "stance_coef": np.asarray(stance_model.coef_),
+        "stance_intercept": np.asarray(stance_model.intercept_),
     }
     return meta, arrays
 
@@ -427,6 +438,8 @@ def _restore_linear(meta: dict, arrays: dict[str, np.ndarray], C: float):
     stance = logistic_regression(arrays["stance_coef"], arrays["stance_intercept"], classes, C=C)
     if stance.coef_.shape[0] != (1 if len(classes) == 2 else len(classes)):
         raise ValueError("one row of stance coefficients per class expected")
+    if all(c is None for c in constants):
+        return _TopicModel(estimators, coef.shape[1], coef, intercept), stance
     return _TopicModel(estimators, coef.shape[1]), stance
 
 
