@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -84,8 +85,8 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
                 continue
             i += 1
             continue
-        if ch not in all_marks or i == skip:
-            i += 1
+        if ch not in all_marks or i == skip or (i + 1 < n and unicodedata.combining(text[i + 1])):
+            i += 1  # a mark carrying a combining accent is a letter, not a quotation mark
             continue
         prev = text[i - 1] if i > 0 else " "
         nxt = text[i + 1] if i + 1 < n else " "
@@ -466,6 +467,14 @@ class QuoteDetector(Component):
                 own_cue = _cue_for(ctx, p.open, p.close + 1)
                 if own_cue is None or not _contains(span, own_cue):
                     direct = [(d, dp) for d, dp in direct if d is not p]
+        for p, _ in direct:
+            # reported speech found inside a direct quote must not run past its closing mark: the
+            # mark pair is the stronger evidence, so such a crossing span gives way to the quote
+            quotes = [
+                q
+                for q in quotes
+                if not (q[2] is not None and _contains(p.content, q[2]) and _overlap(p.content, q[1]) and not _contains(p.content, q[1]))
+            ]
         for p, prob in direct:
             if any(_overlap(p.content, s) and not _contains(s, p.content) and not _contains(p.content, s) for _, s, _, _ in quotes):
                 continue
