@@ -103,7 +103,7 @@ class Analyzer:
     def _run(self, batch: list[tuple[Document, str]]) -> Iterator[Document]:
         prepared: list[Document] = []
         owners: list[tuple[int, int]] = []
-        changed: list[str | None] = []
+        returned: list[str] = []
         n_windows: list[int] = []
         mappings: list[list[int] | None] = []
         limit = window_chars()
@@ -121,7 +121,7 @@ class Analyzer:
                 for offset, piece in windows:
                     prepared.append(work.model_copy(update={"text": piece}))
                     owners.append((k, offset))
-            changed.append(None if mapping is not None or nfc == cleaned else nfc)  # NFC text of another length
+            returned.append(cleaned if mapping is not None or nfc == cleaned else nfc)
             n_windows.append(len(windows))
             mappings.append(mapping)
         docs: Iterable[Document] = prepared
@@ -132,14 +132,13 @@ class Analyzer:
         for (k, offset), pred in zip(owners, docs):
             found[k].extend(_shift(q, offset) for q in pred.quotes)
             langs[k] = pred.lang
-        for k, ((doc, original), mapping) in enumerate(zip(batch, mappings)):
+        for k, ((doc, _), mapping) in enumerate(zip(batch, mappings)):
             quotes = found[k]
             if n_windows[k] > 1:
                 quotes = [q.model_copy(update={"id": f"q{i}"}) for i, q in enumerate(quotes, start=1)]
             if mapping is not None:
                 quotes = [_remap(q, mapping) for q in quotes]
-            text = original if changed[k] is None else changed[k]
-            yield doc.model_copy(update={"text": text, "lang": langs[k], "quotes": quotes})
+            yield doc.model_copy(update={"text": returned[k], "lang": langs[k], "quotes": quotes})
 
     def save(self, path: str | Path) -> None:
         path = Path(path)
@@ -181,8 +180,9 @@ class Analyzer:
 
 
 def _clean(text: str) -> str:
-    """The text the stages read: NUL bytes as spaces and lone surrogates (which no encoder
-    accepts; JSON escapes such as "\\ud800" produce them) as U+FFFD, so offsets do not move."""
+    """The text the stages read and the Document returns: NUL bytes as spaces and lone
+    surrogates (which no encoder accepts; JSON escapes such as "\\ud800" make them) as U+FFFD,
+    so every offset stays that of the text as given."""
     return _LONE_SURROGATE.sub("\ufffd", text.replace("\x00", " "))
 
 

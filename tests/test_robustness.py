@@ -52,9 +52,15 @@ def within(seconds: float):
     assert elapsed <= seconds, f"took {elapsed:.1f} s, bound {seconds} s"
 
 
+def as_returned(text: str) -> str:
+    """The text the Analyzer returns: NUL bytes as spaces, lone surrogates as U+FFFD."""
+    return "".join("\ufffd" if 0xD800 <= ord(c) <= 0xDFFF else c for c in text.replace("\x00", " "))
+
+
 def assert_valid(doc: Document, text: str) -> None:
     """Spans inside the text, direct content without its marks, the annotation format holds
     (the NFC rule aside when the input itself is not NFC: spans index the text as given)."""
+    text = as_returned(text)
     assert doc.text == text
     n = len(text)
     for q in doc.quotes:
@@ -147,6 +153,7 @@ def test_five_megabytes_of_news_text_is_analyzed_in_windows_in_bounded_time(fast
     assert [q.id for q in doc.quotes] == [f"q{i}" for i in range(1, len(doc.quotes) + 1)]
 
 
+@pytest.mark.slow
 def test_quote_dense_text_costs_linear_time(fast):
     """Quotes x candidates x quotes once made 4,000 quotes take 12 s; now a few."""
     text = "Putin said that the talks were useful. " * 4000
@@ -165,7 +172,7 @@ def test_mixed_rtl_ltr_text_with_bidi_controls_keeps_the_arabic_quotes(fast):
     assert doc.lang == "ar" and len(doc.quotes) >= len(arabic.quotes) // 2
 
 
-def test_nul_bytes_are_read_as_spaces_and_the_text_is_returned_as_given(fast):
+def test_nul_bytes_are_read_and_returned_as_spaces(fast):
     text = SEEDS[2].text.replace(" ", "\x00", 40)
     with within(10):
         doc = fast.analyze(text, published="2013-11-02")
@@ -178,9 +185,22 @@ def test_lone_surrogates_are_read_as_replacement_characters(fast):
     text = SEEDS[2].text[:400] + "\ud800" + SEEDS[2].text[400:]
     with within(10):
         doc = fast.analyze(text, published="2013-11-02")
-    assert doc.text == text and doc.quotes
+    assert_valid(doc, text)
+    assert doc.quotes and doc.text == text.replace("\ud800", "\ufffd")
     replaced = fast.analyze(text.replace("\ud800", "\ufffd"), published="2013-11-02")
     assert [q.to_dict() for q in doc.quotes] == [q.to_dict() for q in replaced.quotes]
+
+
+FUZZ_CRASHES = json.loads((ANNOTATIONS.parent / "tests" / "data" / "fuzz_crashes.json").read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("case", FUZZ_CRASHES, ids=[f"fuzz-{i}" for i in range(len(FUZZ_CRASHES))])
+def test_inputs_the_fuzzer_once_broke_give_valid_documents(fast, case):
+    """NUL bytes beside a closing mark, quotation marks carrying a combining accent in text
+    that is not NFC (experiments/benchmarks/fuzz_quote_detector.py found them)."""
+    with within(10):
+        doc = fast.analyze(case["text"], lang=case["lang"], published="2013-11-02")
+    assert_valid(doc, case["text"])
 
 
 @pytest.mark.parametrize(

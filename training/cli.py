@@ -269,6 +269,26 @@ def batch(
         raise typer.Exit(1)
 
 
+@app.command()
+def bench(
+    preset: list[str] = typer.Option(None, "--preset", "-p", help="fast and/or accurate (default: both)."),
+    docs: int = typer.Option(None, "--docs", min=1, help="Documents per throughput run (default: experiments/benchmarks/bench.yaml)."),
+    quick: bool = typer.Option(False, "--quick", help="A smoke run of the harness (small corpora)."),
+    scaling: bool = typer.Option(True, help="Also the 1,000 / 10,000 / 100,000-document scaling runs."),
+    out: Path = typer.Option(None, "--out", help="Folder for bench.json and bench.md (default: experiments/benchmarks/results)."),
+    name: str = typer.Option("bench", help="File name stem of the results."),
+) -> None:
+    """Measure cold start, documents/s, quotes/s and peak memory per preset, stage and layout."""
+    from training.bench import RESULTS, run_bench
+
+    unknown = sorted(set(preset or []) - {"fast", "accurate"})
+    if unknown:
+        err_console.print(f"error: unknown preset(s) {unknown}; use fast and/or accurate")
+        raise typer.Exit(2)
+    run_bench(presets=preset or None, docs=docs, quick=quick, scaling=scaling, out_dir=out or RESULTS, name=name, log=err_console.print)
+    err_console.print(f"wrote {(out or RESULTS) / name}.json and .md", markup=False, highlight=False, soft_wrap=True)
+
+
 def _progress(items, total: int | None, label: str):
     """A progress bar (on stderr, so JSON on stdout stays clean) for many documents; none for one."""
     from tqdm import tqdm

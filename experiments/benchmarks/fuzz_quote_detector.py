@@ -84,7 +84,8 @@ def make_target(instrument: bool):
         text, lang = build_text(data)
         count[0] += 1
         if whole if whole is not None else count[0] % 16 == 0:
-            check(analyzer.analyze(text, lang=lang, published="2013-11-02"), text)
+            doc = analyzer.analyze(text, lang=lang, published="2013-11-02")
+            check(doc, doc.text)
         else:
             nfc, _ = _nfc_with_offsets(text)
             check(detector(Document(doc_id="fuzz", text=nfc, lang=lang)), nfc)
