@@ -39,6 +39,14 @@ def tracking_uri() -> str:
     return os.environ.get("MLFLOW_TRACKING_URI") or f"sqlite:///{PROJECT_ROOT / 'mlflow.db'}"
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts next to a SQLite store (its folder's mlruns/), not under whatever directory the
+    command happens to run from; other stores keep their own default."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri[len("sqlite:///") :]).resolve().parent / "mlruns").as_uri()
+
+
 def _flatten(prefix: str, value: Any, out: dict[str, Any]) -> None:
     if isinstance(value, dict):
         for k, v in value.items():
@@ -80,6 +88,8 @@ def run_experiment(
     metrics[RECORD_METRIC] = record_score(scores)
 
     mlflow.set_tracking_uri(tracking_uri())
+    if mlflow.get_experiment_by_name(MODEL_NAME) is None:
+        mlflow.create_experiment(MODEL_NAME, artifact_location=artifact_location(tracking_uri()))
     mlflow.set_experiment(MODEL_NAME)
     params: dict[str, Any] = {}
     _flatten("", config.model_dump(exclude={"description"}), params)
