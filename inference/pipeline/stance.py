@@ -27,6 +27,7 @@ import yaml
 from scipy import sparse
 
 from inference.document import STANCE_LABELS, Document, Quote, Stance
+from inference.pipeline import char_ngrams
 from inference.pipeline.base import Component
 from inference.pipeline.linear import logistic_proba
 from inference.registry import default_registry
@@ -60,12 +61,36 @@ class _KeywordCounter:
             self.by_lang[lang] = entries
 
     def __call__(self, text: str, lang: str | None) -> np.ndarray:
-        entries = self.by_lang.get(lang) or self.by_lang[None]
-        low = text.lower()
-        return np.array(
-            [sum(low.count(w) for w in lower) + sum(text.count(w) for w in exact) for lower, exact in entries],
-            dtype=np.float32,
-        )
+        return self.count_many([text], [lang])[0]
+
+    def count_many(self, texts: Sequence[str], langs: Sequence[str | None]) -> np.ndarray:
+        """Counts for many texts: keywords absent from all texts of a language are dropped once
+        for the whole batch instead of being searched for in every text."""
+        out = np.zeros((len(texts), len(self.names)), dtype=np.float32)
+        groups: dict[str | None, list[int]] = {}
+        for i, lang in enumerate(langs):
+            groups.setdefault(lang if lang in self.by_lang else None, []).append(i)
+        for lang, rows in groups.items():
+            joined = "\n".join(texts[i] for i in rows)
+            joined_low = joined.lower()
+            present = [
+                (e, w, False) for e, (lower, _) in enumerate(self.by_lang[lang]) for w in lower if w in joined_low
+            ] + [(e, w, True) for e, (_, exact) in enumerate(self.by_lang[lang]) for w in exact if w in joined]
+            for i in rows:
+                text = texts[i]
+                low = text.lower()
+                row = out[i]
+                for e, w, exact in present:
+                    n = (text if exact else low).count(w)
+                    if n:
+                        row[e] += n
+        return out
+
+
+@lru_cache(maxsize=1)
+def _keyword_counters() -> tuple[_KeywordCounter, _KeywordCounter]:
+    lex = stance_lexicon()
+    return _KeywordCounter(lex["topics"]), _KeywordCounter(lex["polarity"])
 
 
 def quote_context(doc: Document, quote: Quote, chars: int) -> str:
@@ -124,8 +149,7 @@ class StanceClassifier(Component):
 
     # ---- features -------------------------------------------------------------------------
     def _lexicon(self) -> tuple[_KeywordCounter, _KeywordCounter]:
-        lex = stance_lexicon()
-        return _KeywordCounter(lex["topics"]), _KeywordCounter(lex["polarity"])
+        return _keyword_counters()
 
     def _texts(self, items: Sequence[tuple[Document, Quote]]) -> tuple[list[str], list[str]]:
         contents = [d.quote_text(q) for d, q in items]
@@ -171,27 +195,35 @@ class StanceClassifier(Component):
                     max_features=self.max_features,
                 )
                 self.vectorizer_.fit(contexts)
-            both = self.vectorizer_.transform(contents + contexts)  # one call: rows do not interact
+            both = char_ngrams.transform(self.vectorizer_, contents + contexts, self._ngram_index())
             parts += [both[: len(contents)], 0.5 * both[len(contents) :]]
         if self.backend == "accurate":
             emb = self._embed(contents + contexts)
             parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
         return sparse.hstack(parts).tocsr()
 
+    def _ngram_index(self) -> char_ngrams.NgramIndex | None:
+        """The vectorizer's vocabulary as a look-up table, built once per fitted vectorizer."""
+        if not char_ngrams.supports(self.vectorizer_):
+            return None
+        cached = getattr(self, "_ngram_index_cache", None)
+        if cached is None or cached[0] is not self.vectorizer_:
+            cached = (self.vectorizer_, char_ngrams.NgramIndex(self.vectorizer_.vocabulary_, self.vectorizer_.ngram_range))
+            self._ngram_index_cache = cached
+        return cached[1]
+
     def _lex_features(self, items, contents, contexts) -> np.ndarray:
         topics, polarity = self._lexicon()
-        rows = []
-        for (doc, _), content, context in zip(items, contents, contexts):
-            rows.append(
-                np.concatenate(
-                    [
-                        np.log1p(topics(content, doc.lang)),
-                        0.5 * np.log1p(topics(context, doc.lang)),
-                        np.log1p(polarity(content, doc.lang)),
-                    ]
-                )
-            )
-        return np.vstack(rows) if rows else np.zeros((0, len(topics.names) * 2 + len(polarity.names)), np.float32)
+        if not items:
+            return np.zeros((0, len(topics.names) * 2 + len(polarity.names)), np.float32)
+        langs = [doc.lang for doc, _ in items]
+        return np.hstack(
+            [
+                np.log1p(topics.count_many(contents, langs)),
+                0.5 * np.log1p(topics.count_many(contexts, langs)),
+                np.log1p(polarity.count_many(contents, langs)),
+            ]
+        )
 
     def _pair_features(self, base: sparse.csr_matrix, lex: np.ndarray, speakers: list[str | None], topic: str) -> sparse.csr_matrix:
         topics = list(default_registry().topics)
