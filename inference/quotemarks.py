@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from importlib import resources
 
 import yaml
@@ -14,17 +15,22 @@ class QuotationMarks:
     pairs: dict[str, tuple[str, ...]]
     ambidextrous: frozenset[str]
 
-    @property
+    @cached_property
     def openers(self) -> frozenset[str]:
         return frozenset(self.pairs) | self.ambidextrous
 
-    @property
+    @cached_property
     def closers(self) -> frozenset[str]:
         return frozenset(c for cs in self.pairs.values() for c in cs) | self.ambidextrous
 
-    @property
+    @cached_property
     def all(self) -> frozenset[str]:
         return self.openers | self.closers
+
+    @cached_property
+    def stops(self) -> re.Pattern[str]:
+        """Any mark or a line break: the mark scan jumps from one to the next."""
+        return re.compile("[\n" + re.escape("".join(sorted(self.all))) + "]")
 
     def closes(self, opener: str, closer: str) -> bool:
         if opener in self.ambidextrous:

@@ -97,6 +97,25 @@ class Registry(BaseModel):
         return {t: o.id for o in reversed(list(self.offices.values())) for ts in o.titles.values() for t in ts}
 
     @cached_property
+    def name_terms(self) -> tuple[str, ...]:
+        """The keys of `name_index`, as the hashable term list the lexicon's matcher caches on."""
+        return tuple(self.name_index)
+
+    @cached_property
+    def title_terms(self) -> tuple[str, ...]:
+        return tuple(self.title_index)
+
+    @cached_property
+    def name_lengths(self) -> dict[str, tuple[int, ...]]:
+        """The distinct lengths of the spellings by first character, longest first: which
+        spelling starts at a position is then a dictionary lookup per length, not a scan."""
+        return _lengths_by_initial(self.name_index)
+
+    @cached_property
+    def title_lengths(self) -> dict[str, tuple[int, ...]]:
+        return _lengths_by_initial(self.title_index)
+
+    @cached_property
     def all_terms(self) -> tuple[str, ...]:
         """Names and titles together, longest first (so the longest match wins)."""
         return tuple(sorted(set(self.name_index) | set(self.title_index), key=len, reverse=True))
@@ -128,6 +147,18 @@ class Registry(BaseModel):
             else:
                 out[off.id] = sorted({t for ts in off.titles.values() for t in ts}, key=len, reverse=True)
         return out
+
+
+def _lengths_by_initial(terms: dict[str, str]) -> dict[str, tuple[int, ...]]:
+    """First character -> distinct lengths of the terms it starts, longest first; an empty term
+    (which starts everywhere) counts under every character and under ""."""
+    lengths: dict[str, set[int]] = {}
+    for t in terms:
+        lengths.setdefault(t[:1], set()).add(len(t))
+    if "" in lengths:
+        for found in lengths.values():
+            found.add(0)
+    return {ch: tuple(sorted(found, reverse=True)) for ch, found in lengths.items()}
 
 
 def _nfc(s: str) -> str:

@@ -11,8 +11,11 @@ from __future__ import annotations
 import bisect
 import json
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import lru_cache
 from pathlib import Path
+from typing import NamedTuple
 
 from inference.document import Document, Quote
 from inference.pipeline.base import Component
@@ -35,6 +38,8 @@ DASHES = "—―–-"
 OPENING_MARKS = "「『“‘\"«„‹‚"
 CLOSING_MARKS = "」』”’\"»“‘›"
 GENERIC_WORDS = 3
+PERSONS = ("name", "title", "person")
+_GENERIC_STOPS = TERMINAL | CLAUSE | frozenset("「」“”\"«»『』:：\n()")
 
 
 @dataclass
@@ -53,17 +58,18 @@ class _QuoteIndex:
     def __init__(self, quotes: list[Quote]):
         self.quotes = quotes
         self.starts = [q.content[0] for q in quotes]
+        self.ends = [q.content[1] for q in quotes]
         self.max_end: list[int] = []
         for q in quotes:
             self.max_end.append(max(q.content[1], self.max_end[-1] if self.max_end else q.content[1]))
 
     def count_within(self, lo: int, hi: int, exclude: Quote | None = None) -> int:
         """Quotes (other than `exclude`) whose content lies inside [lo, hi]."""
-        return sum(
-            1
-            for k in range(bisect.bisect_left(self.starts, lo), bisect.bisect_right(self.starts, hi))
-            if self.quotes[k] is not exclude and self.quotes[k].content[1] <= hi
-        )
+        n = 0
+        for k in range(bisect.bisect_left(self.starts, lo), bisect.bisect_right(self.starts, hi)):
+            if self.ends[k] <= hi and self.quotes[k] is not exclude:
+                n += 1
+        return n
 
     def any_containing(self, start: int, end: int, exclude: Quote | None = None) -> bool:
         """Whether a quote (other than `exclude`) contains [start, end)."""
@@ -73,6 +79,109 @@ class _QuoteIndex:
                 return True
             k -= 1
         return False
+
+
+class _Site:
+    """What the features of every candidate of one quote ask of the text, looked up once per
+    quote: the sentence and paragraph of the content's first and last character and the cue's."""
+
+    def __init__(self, quote: Quote, index: TextIndex):
+        s, e = quote.content
+        self.quote = quote
+        self.sentences, self.paragraphs = index.sentences, index.paragraphs
+        self.start_sentence, self.start_paragraph = index.sentence_of(s), index.paragraph_of(s)
+        self.end_sentence, self.end_paragraph = index.sentence_of(max(0, e - 1)), index.paragraph_of(max(0, e - 1))
+        self.cue_sentence = index.sentence_of(quote.cue[0]) if quote.cue is not None else None
+
+
+class _FeatureKeys(NamedTuple):
+    """The names of the features that carry a candidate's type."""
+
+    type: str
+    rank: tuple[str, ...]
+    before: str
+    same_sentence: str
+    cue_adjacent: str
+    cue_same_sentence: str
+    newline_between: str
+
+
+@lru_cache(maxsize=None)
+def _feature_keys(kind: str) -> _FeatureKeys:
+    """A candidate type's feature names, formatted once rather than for every candidate."""
+    conjoined = ("dir=before", "same_sentence", "cue_adjacent", "cue_same_sentence", "newline_between")
+    return _FeatureKeys(f"type={kind}", tuple(f"rank{r}_{kind}" for r in range(4)), *(f"{kind}&{k}" for k in conjoined))
+
+
+class _Spans:
+    """Spans sorted by start with the running maximum of their ends: whether any of them
+    overlaps or covers a position is one bisection, not a scan of all of them."""
+
+    def __init__(self, spans: Iterable[tuple[int, int]] = ()):
+        self.spans = sorted(spans)
+        self._index()
+
+    def _index(self) -> None:
+        self.starts = [s for s, _ in self.spans]
+        self.max_end: list[int] = []
+        for _, e in self.spans:
+            self.max_end.append(max(e, self.max_end[-1]) if self.max_end else e)
+
+    def add(self, span: tuple[int, int]) -> None:
+        """Add a span; spans that arrive in order (as matches do) extend the index in place."""
+        if self.spans and span < self.spans[-1]:
+            self.spans.append(span)
+            self.spans.sort()
+            self._index()
+            return
+        self.spans.append(span)
+        self.starts.append(span[0])
+        self.max_end.append(max(span[1], self.max_end[-1]) if self.max_end else span[1])
+
+    def overlaps(self, start: int, end: int) -> bool:
+        """Whether a span has start < `end` and end > `start`."""
+        k = bisect.bisect_left(self.starts, end)
+        return k > 0 and self.max_end[k - 1] > start
+
+    def covers(self, pos: int) -> bool:
+        """Whether a span has start <= `pos` < end."""
+        k = bisect.bisect_right(self.starts, pos)
+        return k > 0 and self.max_end[k - 1] > pos
+
+
+class _MentionIndex(_Spans):
+    """A document's mentions (sorted by span, as `_mentions` gives them) for the questions each
+    quote asks of them."""
+
+    def __init__(self, mentions: list[Mention]):
+        super().__init__([m.span for m in mentions])
+        self.mentions = mentions
+        self.longest = max((e - s for s, e in self.spans), default=0)
+
+    def near(self, s: int, e: int) -> list[Mention]:
+        """Mentions ending at most WINDOW before `s` or starting at most WINDOW after `e`, in
+        order; only those whose start can qualify are tested."""
+        lo = bisect.bisect_left(self.starts, s - WINDOW - self.longest)
+        hi = bisect.bisect_right(self.starts, e + WINDOW)
+        return [
+            m
+            for m in self.mentions[lo:hi]
+            if (m.span[1] <= s and s - m.span[1] <= WINDOW) or (m.span[0] >= e and m.span[0] - e <= WINDOW)
+        ]
+
+    def before(self, pos: int) -> list[Mention]:
+        """Mentions starting at or before `pos`, nearest last: every mention ending by `pos` is
+        among them."""
+        return self.mentions[: bisect.bisect_right(self.starts, pos)]
+
+
+def _longest_at(text: str, pos: int, terms: dict[str, str], lengths: dict[str, tuple[int, ...]]) -> str | None:
+    """The longest of `terms` that `text` has at `pos` (`lengths`: theirs by first character,
+    longest first, as the registry gives them)."""
+    for n in lengths.get(text[pos : pos + 1]) or lengths.get("", ()):
+        if pos + n <= len(text) and text[pos : pos + n] in terms:
+            return text[pos : pos + n]
+    return None
 
 
 def _dedupe(found: list[tuple[int, int]]) -> list[tuple[int, int]]:
@@ -102,37 +211,47 @@ class SpeakerAttributor(Component):
         titles = registry.title_index
         out: list[Mention] = []
         taken: list[tuple[int, int]] = []
-        for s, e in _dedupe(lex.find_names(text, tuple(titles))):
-            key = next((t for t in sorted(titles, key=len, reverse=True) if text.startswith(t, s)), None)
+        holders: dict[str, str | None] = {}
+        for s, e in _dedupe(lex.find_names(text, registry.title_terms)):
+            key = _longest_at(text, s, titles, registry.title_lengths)
             if key is not None:
-                holder = registry.holder(titles[key], doc.published)
+                office = titles[key]
+                if office not in holders:
+                    holders[office] = registry.holder(office, doc.published)
+                holder = holders[office]
                 out.append(Mention((s, e), "title", holder if holder is not None else OTHER))
                 taken.append((s, e))
-        for s, e in _dedupe(lex.find_names(text, tuple(names))):
-            key = next((n for n in sorted(names, key=len, reverse=True) if text.startswith(n, s)), None)
+        for s, e in _dedupe(lex.find_names(text, registry.name_terms)):
+            key = _longest_at(text, s, names, registry.name_lengths)
             if key is None:
                 continue
-            inside_title = [t for t in taken if t[0] <= s and e <= t[1]]
-            if inside_title:
+            if any(t[0] <= s and e <= t[1] for t in taken):
                 continue
             out.append(Mention((s, e), "name", names[key]))
+        registered, pronouns = _Spans(m.span for m in out), _Spans()
         for s, e in lex.find_pronouns(text):
-            if not any(m.span[0] <= s < m.span[1] for m in out):
+            if not registered.covers(s) and not pronouns.covers(s):
+                pronouns.add((s, e))
                 out.append(Mention((s, e), "pronoun", None))
+        found, persons = _Spans(m.span for m in out), _Spans()
         for span in capitalised_names(text):
-            if not any(m.span[0] < span[1] and span[0] < m.span[1] for m in out):
+            if not found.overlaps(*span) and not persons.overlaps(*span):
+                persons.add(span)
                 out.append(self._classify_generic(text, lex, span, "person"))
         out.sort(key=lambda m: m.span)
         return out
 
-    def _generic(self, doc: Document, lex: Lexicon, cue: tuple[int, int] | None, content: tuple[int, int]) -> list[Mention]:
-        """Short word runs touching the cue (either side) or before a subject marker."""
+    def _generic(
+        self, doc: Document, lex: Lexicon, cue: tuple[int, int] | None, content: tuple[int, int]
+    ) -> list[tuple[tuple[int, int], str]]:
+        """Short word runs touching the cue (either side) or before a subject marker, as (span,
+        kind): `_prepare` classifies the ones no mention overlaps."""
         if cue is None:
             return []
         text = doc.text
         out = []
         cs, ce = cue
-        stops = TERMINAL | CLAUSE | frozenset("「」“”\"«»『』:：\n()")
+        stops = _GENERIC_STOPS
         j = cs
         while j > 0 and text[j - 1] == " ":
             j -= 1
@@ -149,7 +268,7 @@ class SpeakerAttributor(Component):
                     break
             start -= 1
         if end - start >= 2:
-            out.append(self._classify_generic(text, lex, (start, end)))
+            out.append(((start, end), "generic"))
         k = ce
         while k < len(text) and text[k] == " ":
             k += 1
@@ -164,15 +283,16 @@ class SpeakerAttributor(Component):
             end += 1
         end = start + len(text[start:end].rstrip())
         if end - start >= 2 and is_word_char(text[start]) and not lex.complementizer_at(text, start):
-            out.append(self._classify_generic(text, lex, (start, end)))
+            out.append(((start, end), "generic"))
         topic = self._sentence_topic(doc, lex, content)
-        if topic is not None and not any(m.span == topic for m in out):
-            out.append(self._classify_generic(text, lex, topic))
+        if topic is not None and not any(span == topic for span, _ in out):
+            out.append((topic, "generic"))
         return out
 
-    def _layout(self, doc: Document, lex: Lexicon, content: tuple[int, int]) -> list[Mention]:
-        """Speakers named by layout rather than a verb: an interview label opening the paragraph
-        (Name: “…”) and a dash signature after the closing mark (“…” — Name, title)."""
+    def _layout(self, doc: Document, lex: Lexicon, content: tuple[int, int]) -> list[tuple[tuple[int, int], str]]:
+        """Speakers named by layout rather than a verb, as (span, kind): an interview label
+        opening the paragraph (Name: “…”) and a dash signature after the closing mark (“…” — Name,
+        title)."""
         text = doc.text
         s, e = content
         out = []
@@ -182,7 +302,7 @@ class SpeakerAttributor(Component):
             label = head[:-1].rstrip()
             lo = ps + len(label) - len(label.lstrip())
             if 2 <= len(label.strip()) <= LABEL_CHARS and not any(c in TERMINAL for c in label):
-                out.append(self._classify_generic(text, lex, (lo, ps + len(label)), "label"))
+                out.append(((lo, ps + len(label)), "label"))
         k = e
         while k < len(text) and (text[k] in CLOSING_MARKS or text[k] in " \t"):
             k += 1
@@ -194,7 +314,7 @@ class SpeakerAttributor(Component):
             end = len(text) if nl < 0 else nl
             if 2 <= end - k <= LABEL_CHARS:
                 end = k + len(text[k:end].rstrip(" .。"))
-                out.append(self._classify_generic(text, lex, (k, end), "signature"))
+                out.append(((k, end), "signature"))
         return out
 
     @staticmethod
@@ -232,103 +352,139 @@ class SpeakerAttributor(Component):
             return Mention(span, "collective", None)
         return Mention(span, kind, OTHER)
 
-    def _features(
-        self, doc: Document, index: TextIndex, quote: Quote, m: Mention, rank: int, quotes: _QuoteIndex
-    ) -> dict:
-        text = doc.text
+    def _features(self, text: str, site: _Site, m: Mention, rank: int, quotes: _QuoteIndex) -> dict:
+        quote = site.quote
         s, e = quote.content
-        f: dict[str, float] = {f"type={m.type}": 1.0}
+        keys = _feature_keys(m.type)
         if m.span is None:
-            f["has_prev_speaker"] = float(m.speaker is not None)
-            f["has_cue"] = float(quote.cue is not None)
-            f[f"{m.type}_has_cue"] = float(quote.cue is not None)
-            f[f"{m.type}_kind={quote.kind}"] = 1.0
-            f[f"{m.type}_para_start"] = float(s == 0 or text[:s].rstrip(" \t「“\"«„").endswith("\n"))
-            return f
+            return {
+                keys.type: 1.0,
+                "has_prev_speaker": float(m.speaker is not None),
+                "has_cue": float(quote.cue is not None),
+                f"{m.type}_has_cue": float(quote.cue is not None),
+                f"{m.type}_kind={quote.kind}": 1.0,
+                f"{m.type}_para_start": float(s == 0 or text[:s].rstrip(" \t「“\"«„").endswith("\n")),
+            }
         ms, me = m.span
         before = me <= s
-        dist = s - me if before else ms - e
-        f["dir=before"] = float(before)
-        f["dir=inside"] = float(s <= ms and me <= e)
-        f["log_dist"] = math.log1p(max(0, dist))
-        f["rank"] = float(min(rank, 5))
-        f[f"rank{min(rank, 3)}_{m.type}"] = 1.0
-        edge = s if before else e - 1
-        f["same_sentence"] = float(index.sentence_of(ms) == index.sentence_of(max(0, edge)))
-        f["same_paragraph"] = float(index.paragraph_of(ms) == index.paragraph_of(max(0, edge)))
-        lo, hi = (me, s) if before else (e, ms)
-        between = text[lo:hi] if lo < hi else ""
-        f["newline_between"] = float("\n" in between)
-        f["colon_layout"] = float(before and between.rstrip(" \n「“\"«„").endswith((":", "：")))
-        f["intervening_quotes"] = float(min(3, quotes.count_within(lo, hi, exclude=quote)))
+        if before:
+            dist, lo, hi = s - me, me, s
+            edge_sentence, edge_paragraph = site.start_sentence, site.start_paragraph
+        else:
+            dist, lo, hi = ms - e, e, ms
+            edge_sentence, edge_paragraph = site.end_sentence, site.end_paragraph
+        sentence = bisect.bisect_right(site.sentences, ms) - 1
+        same_sentence = sentence == edge_sentence
+        newline = text.find("\n", lo, hi) >= 0
+        intervening = quotes.count_within(lo, hi, exclude=quote)
+        f: dict[str, float] = {
+            keys.type: 1.0,
+            "dir=before": 1.0 if before else 0.0,
+            "dir=inside": 1.0 if s <= ms and me <= e else 0.0,
+            "log_dist": math.log1p(dist if dist > 0 else 0),
+            "rank": float(rank if rank < 5 else 5),
+            keys.rank[rank if rank < 3 else 3]: 1.0,
+            "same_sentence": 1.0 if same_sentence else 0.0,
+            "same_paragraph": 1.0 if bisect.bisect_right(site.paragraphs, ms) - 1 == edge_paragraph else 0.0,
+            "newline_between": 1.0 if newline else 0.0,
+            "colon_layout": 1.0 if before and text[lo:hi].rstrip(" \n「“\"«„").endswith((":", "：")) else 0.0,
+            "intervening_quotes": float(intervening if intervening < 3 else 3),
+        }
+        adjacent = cue_same_sentence = False
         if quote.cue is not None:
             cs, ce = quote.cue
-            f["cue_dist"] = math.log1p(min(abs(ms - ce), abs(cs - me)))
-            f["cue_adjacent"] = float(min(abs(ms - ce), abs(cs - me)) <= 12)
-            f["cue_between"] = float(lo <= cs and ce <= hi)
-            f["cue_same_sentence"] = float(index.sentence_of(ms) == index.sentence_of(cs))
+            gap = min(ms - ce if ms >= ce else ce - ms, cs - me if cs >= me else me - cs)
+            adjacent = gap <= 12
+            cue_same_sentence = sentence == site.cue_sentence
+            f["cue_dist"] = math.log1p(gap)
+            f["cue_adjacent"] = 1.0 if adjacent else 0.0
+            f["cue_between"] = 1.0 if lo <= cs and ce <= hi else 0.0
+            f["cue_same_sentence"] = 1.0 if cue_same_sentence else 0.0
         else:
             f["no_cue"] = 1.0
-        for key in ("dir=before", "same_sentence", "cue_adjacent", "cue_same_sentence", "newline_between"):
-            if f.get(key):
-                f[f"{m.type}&{key}"] = 1.0
-        f["in_other_quote"] = float(quotes.any_containing(ms, me, exclude=quote))
-        f["unresolved"] = float(m.speaker is None and m.type == "pronoun")
+        if before:
+            f[keys.before] = 1.0
+        if same_sentence:
+            f[keys.same_sentence] = 1.0
+        if adjacent:
+            f[keys.cue_adjacent] = 1.0
+        if cue_same_sentence:
+            f[keys.cue_same_sentence] = 1.0
+        if newline:
+            f[keys.newline_between] = 1.0
+        f["in_other_quote"] = 1.0 if quotes.any_containing(ms, me, exclude=quote) else 0.0
+        f["unresolved"] = 1.0 if m.speaker is None and m.type == "pronoun" else 0.0
         return f
 
-    def _groups(self, doc: Document) -> tuple[list[tuple[Quote, list[Mention]]], TextIndex, list[Mention]]:
-        """Candidates and features per quote, quotes in order; pronouns link to the last speaker."""
+    def _prepare(self, doc: Document) -> tuple[list[tuple[Quote, list[Mention]]], TextIndex, _MentionIndex]:
+        """Candidates per quote, quotes in order, with the text's units and its mentions."""
         lex = load_lexicon(doc.lang)
         registry = default_registry()
         index = TextIndex(doc.text)
-        mentions = self._mentions(doc, lex, registry)
+        found = _MentionIndex(self._mentions(doc, lex, registry))
         quotes = sorted(doc.quotes, key=lambda q: q.content[0])
         groups = []
         for q in quotes:
-            s, e = q.content
-            near = [m for m in mentions if (m.span[1] <= s and s - m.span[1] <= WINDOW) or (m.span[0] >= e and m.span[0] - e <= WINDOW)]
+            near = found.near(*q.content)
             near += [
-                g
-                for g in self._generic(doc, lex, q.cue, q.content) + self._layout(doc, lex, q.content)
-                if not any(m.span[0] < g.span[1] and g.span[0] < m.span[1] for m in mentions)
+                self._classify_generic(doc.text, lex, span, kind)
+                for span, kind in self._generic(doc, lex, q.cue, q.content) + self._layout(doc, lex, q.content)
+                if not found.overlaps(*span)
             ]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))
-        return groups, index, mentions
+        return groups, index, found
 
-    def _resolve(self, m: Mention, mentions: list[Mention], previous: str | None) -> str | None:
+    def _groups(self, doc: Document) -> tuple[list[tuple[Quote, list[Mention]]], TextIndex, list[Mention]]:
+        """Candidates per quote, quotes in order; pronouns link to the last speaker."""
+        groups, index, found = self._prepare(doc)
+        return groups, index, found.mentions
+
+    def _resolve(self, m: Mention, found: _MentionIndex, previous: str | None) -> str | None:
         if m.type == "pronoun" or m.type == "zero":
             if previous is not None:
                 return previous
             if m.span is None:
                 return None
-            prior = [x for x in mentions if x.type in ("name", "title", "person") and x.span[1] <= m.span[0]]
-            return prior[-1].speaker if prior else None
+            prior = next(
+                (x for x in reversed(found.before(m.span[0])) if x.type in PERSONS and x.span[1] <= m.span[0]), None
+            )
+            return prior.speaker if prior is not None else None
         return m.speaker
 
     def _run(self, doc: Document, gold: Document | None = None):
-        groups, index, mentions = self._groups(doc)
+        groups, index, found = self._prepare(doc)
         quotes = _QuoteIndex([q for q, _ in groups])
         previous: str | None = None
         gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
+        text = doc.text
+        antecedents: dict[tuple[int, int], str | None] = {}
+        references: dict[tuple[str, int, str | None], dict] = {}
         for q, cands in groups:
             extra = []
             for m in cands:
                 if m.type in ("pronoun", "zero"):
-                    m.speaker = self._resolve(m, mentions, previous)
+                    m.speaker = self._resolve(m, found, previous)
                 if m.type == "pronoun":
-                    near = _antecedent(m, mentions, quotes)
+                    if m.span not in antecedents:
+                        antecedents[m.span] = _antecedent(m, found, quotes)
+                    near = antecedents[m.span]
                     if near is not None and near != m.speaker:
                         extra.append(Mention(m.span, "pronoun_antecedent", near))
             cands = cands + extra
+            site = _Site(q, index)
+            start = q.content[0]
             by_dir: dict[tuple[str, bool], int] = {}
             feats = []
-            for m in sorted(cands, key=lambda m: _distance(q, m)):
-                key = (m.type, m.span is not None and m.span[1] <= q.content[0])
+            for m in _by_distance(q, cands):
+                key = (m.type, m.span is not None and m.span[1] <= start)
                 by_dir[key] = by_dir.get(key, 0) + 1
-                f = self._features(doc, index, q, m, by_dir[key], quotes)
+                f = self._features(text, site, m, by_dir[key], quotes)
                 if m.type in ("pronoun", "pronoun_antecedent", "zero"):
-                    f.update(_reference_features(m, q, mentions, quotes, index))
+                    ref = (m.type, m.span[0] if m.span is not None else start, m.speaker)
+                    if ref not in references:
+                        references[ref] = _reference_features(m, q, found, quotes, index)
+                    f.update(references[ref])
                 feats.append((m, f))
             g = gold_by_span.get(q.content)
             chosen = yield q, feats, g
@@ -367,32 +523,33 @@ class SpeakerAttributor(Component):
         return score
 
     def __call__(self, doc: Document) -> Document:
-        out = doc.model_copy(deep=True)
-        gen = self._run(out)
+        learned = self.learned and self.ranker_ is not None and self.ranker_.fitted
+        attributed: dict[int, Quote] = {}
+        gen = self._run(doc)
         try:
             item = next(gen)
             while True:
                 q, feats, _ = item
                 mentions = [m for m, _ in feats]
-                if self.learned and self.ranker_ is not None and self.ranker_.fitted:
+                if learned:
                     scores = list(self.ranker_.predict_proba([f for _, f in feats]))
                 else:
                     scores = [self._rule_score(m, f) for m, f in feats]
-                best = max(range(len(mentions)), key=lambda i: scores[i])
+                best = max(range(len(mentions)), key=scores.__getitem__)
                 chosen = mentions[best]
-                q.mention = chosen.span
-                q.speaker = chosen.speaker
                 conf = dict(q.confidence or {})
-                if self.learned and self.ranker_ is not None and self.ranker_.fitted:
+                if learned:
                     total = sum(scores) or 1.0
                     conf["speaker"] = round(float(scores[best] / total), 4)
                 else:
                     conf["speaker"] = 1.0 if chosen.span is not None else 0.5
-                q.confidence = conf
+                attributed[id(q)] = _attributed(q, chosen, conf)
                 item = gen.send(chosen)
         except StopIteration:
             pass
-        return out
+        return type(doc).model_construct(
+            set(doc.model_fields_set), **{**doc.__dict__, "quotes": [attributed[id(q)] for q in doc.quotes]}
+        )
 
     def save(self, path: Path) -> None:
         path = Path(path)
@@ -406,6 +563,19 @@ class SpeakerAttributor(Component):
         att = cls(**state["params"])
         att.ranker_ = LinearScorer.from_dict(state["ranker"]) if state["ranker"] else None
         return att
+
+
+def _attributed(q: Quote, chosen: Mention, confidence: dict[str, float]) -> Quote:
+    """A copy of `q` with the chosen mention and speaker, sharing nothing mutable with it (its
+    own stance list and stances; the other fields are immutable): what a deep copy and three
+    assignments gave, without `copy.deepcopy`'s walk over every value. The confidence is still
+    assigned, so validated: its entries from earlier stages were not necessarily."""
+    out = type(q).model_construct(
+        q.model_fields_set | {"mention", "speaker"},
+        **{**q.__dict__, "mention": chosen.span, "speaker": chosen.speaker, "stances": [s.model_copy() for s in q.stances]},
+    )
+    out.confidence = confidence
+    return out
 
 
 def _marker_ok(text: str, lex: Lexicon, k: int, marker: str) -> bool:
@@ -439,10 +609,10 @@ def _subject_marker_after(text: str, lex: Lexicon, lo: int, hi: int) -> int | No
     return best
 
 
-def _antecedent(pronoun: Mention, mentions: list[Mention], quotes: _QuoteIndex) -> str | None:
+def _antecedent(pronoun: Mention, found: _MentionIndex, quotes: _QuoteIndex) -> str | None:
     """The speaker of the nearest person mention before a pronoun, outside quoted content."""
-    for m in reversed(mentions):
-        if m.span[1] > pronoun.span[0] or m.type not in ("name", "title", "person") or m.speaker is None:
+    for m in reversed(found.before(pronoun.span[0])):
+        if m.span[1] > pronoun.span[0] or m.type not in PERSONS or m.speaker is None:
             continue
         if quotes.any_containing(m.span[0], m.span[1]):
             continue
@@ -450,13 +620,13 @@ def _antecedent(pronoun: Mention, mentions: list[Mention], quotes: _QuoteIndex) 
     return None
 
 
-def _reference_features(m: Mention, q: Quote, mentions: list[Mention], quotes: _QuoteIndex, index) -> dict:
+def _reference_features(m: Mention, q: Quote, found: _MentionIndex, quotes: _QuoteIndex, index) -> dict:
     """How recently the speaker a pronoun (or pro-drop) candidate stands for was named: a
     pronoun refers to a nearby name far more often than to a speaker from paragraphs ago."""
     anchor = m.span[0] if m.span is not None else q.content[0]
     last = None
-    for x in reversed(mentions):
-        if x.span[1] > anchor or x.type not in ("name", "title", "person"):
+    for x in reversed(found.before(anchor)):
+        if x.span[1] > anchor or x.type not in PERSONS:
             continue
         if anchor - x.span[1] > REFERENCE_WINDOW:
             break
@@ -475,12 +645,12 @@ def _reference_features(m: Mention, q: Quote, mentions: list[Mention], quotes: _
     return {f"{m.type}_ref_missing": 1.0}
 
 
-def _distance(q: Quote, m: Mention) -> int:
-    if m.span is None:
-        return 10**9
-    if m.span[1] <= q.content[0]:
-        return q.content[0] - m.span[1]
-    return max(0, m.span[0] - q.content[1])
+def _by_distance(q: Quote, cands: list[Mention]) -> list[Mention]:
+    """Candidates nearest the quote first (stable; the mention-less one last)."""
+    s, e = q.content
+    far = 10**9
+    distance = [far if m.span is None else s - m.span[1] if m.span[1] <= s else max(0, m.span[0] - e) for m in cands]
+    return [cands[i] for i in sorted(range(len(cands)), key=distance.__getitem__)]
 
 
 def _is_gold(m: Mention, g: Quote | None) -> bool:

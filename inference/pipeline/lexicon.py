@@ -18,6 +18,8 @@ import yaml
 
 TERMINAL = frozenset(".!?。！？।؟")
 CLAUSE = frozenset(",，、،;；")
+_BREAK = re.compile("[\n" + re.escape("".join(sorted(TERMINAL))) + "]")
+"""Characters that can end a paragraph or sentence: TextIndex looks only at these."""
 
 
 @dataclass(frozen=True)
@@ -91,15 +93,68 @@ class Lexicon:
         return any(c.casefold() in folded for c in self.collective)
 
 
+class ComplementizerIndex:
+    """`complementizer_at` and `complementizer_before` of one text, answered by a dict lookup:
+    the span search asks at nearly every character of a sentence, but complementizers start
+    and end at few positions, found once per text with `str.find`."""
+
+    def __init__(self, lex: Lexicon, text: str):
+        starts, ends = set(), set()
+        for comp in lex.complementizers:
+            if comp:
+                i = text.find(comp)
+                while i >= 0:
+                    starts.add(i)
+                    ends.add(i + len(comp))
+                    i = text.find(comp, i + 1)
+        self.at = {i: k for i in sorted(starts) if (k := lex.complementizer_at(text, i))}
+        self.before = {i: k for i in sorted(ends) if (k := lex.complementizer_before(text, i))}
+        self.starts = list(self.at)
+        self.ends = list(self.before)
+
+
+class _WordChars(dict):
+    """is_word_char per character, computed on first sight: the scans ask about the same few
+    hundred characters millions of times, and a dict lookup beats the Unicode category call."""
+
+    def __missing__(self, ch: str) -> bool:
+        value = ch.isalnum() or unicodedata.category(ch)[0] == "M"
+        if len(ch) == 1:
+            self[ch] = value
+        return value
+
+
+_WORD_CHARS = _WordChars()
+_word_char = _WORD_CHARS.__getitem__
+
+
 def is_word_char(ch: str) -> bool:
     """Letters, digits and combining marks (Bengali vowel signs are marks, not letters)."""
-    return ch.isalnum() or unicodedata.category(ch)[0] == "M"
+    return _WORD_CHARS[ch]
 
 
 @lru_cache(maxsize=256)
 def _alternation(terms: tuple[str, ...]) -> re.Pattern[str] | None:
-    terms = tuple(sorted({t for t in terms if t}, key=len, reverse=True))
-    return re.compile("|".join(re.escape(t) for t in terms)) if terms else None
+    """One regex matching the longest term at the leftmost position, as `a|b|...` sorted
+    longest first would, but written as a trie (`ab(?:c|d)?`): the engine follows one branch
+    per character instead of trying hundreds of alternatives at every position."""
+    root: dict = {}
+    for term in {t for t in terms if t}:
+        node = root
+        for ch in term:
+            node = node.setdefault(ch, {})
+        node[""] = {}
+    return re.compile(_trie_regex(root)) if root else None
+
+
+def _trie_regex(node: dict) -> str:
+    """A trie node as a regex; a term ending here is the last (optional) choice, so a longer
+    term through this node wins and a failed one backtracks to the shorter."""
+    branches = [re.escape(ch) + _trie_regex(child) for ch, child in sorted(node.items()) if ch]
+    if not branches:
+        return ""
+    body = branches[0] if len(branches) == 1 else "(?:" + "|".join(branches) + ")"
+    return f"(?:{body})?" if "" in node else body
 
 
 def find_terms(
@@ -119,21 +174,22 @@ def find_terms(
         return []
     longest_clitic = max((len(c) for c in clitics), default=0)
     out = []
+    n = len(text)
     for m in pattern.finditer(text):
         s, e = m.span()
         if word_boundaries:
-            if s > 0 and is_word_char(text[s - 1]):
+            if s > 0 and _word_char(text[s - 1]):
                 w = s
-                while w > 0 and is_word_char(text[w - 1]) and s - w <= longest_clitic:
+                while w > 0 and _word_char(text[w - 1]) and s - w <= longest_clitic:
                     w -= 1
-                if not (text[w:s] in clitics and (w == 0 or not is_word_char(text[w - 1]))):
+                if not (text[w:s] in clitics and (w == 0 or not _word_char(text[w - 1]))):
                     continue
                 if keep_clitic:
                     s = w
-            if e < len(text) and is_word_char(text[e]):
+            if e < n and _word_char(text[e]):
                 if not inflected:
                     continue
-                while e < len(text) and is_word_char(text[e]):
+                while e < n and _word_char(text[e]):
                     e += 1
         out.append((s, e))
     return out
@@ -214,11 +270,13 @@ class TextIndex:
         para = [0]
         sent = [0]
         n = len(text)
-        for i, ch in enumerate(text):
+        for m in _BREAK.finditer(text):
+            i = m.start()
+            ch = text[i]
             if ch == "\n":
                 para.append(i + 1)
                 sent.append(i + 1)
-            elif ch in TERMINAL and (i + 1 >= n or text[i + 1].isspace() or ch in "。！？"):
+            elif i + 1 >= n or text[i + 1].isspace() or ch in "。！？":
                 if ch == "." and i > 0 and text[i - 1].isdigit() and i + 1 < n and text[i + 1].isdigit():
                     continue
                 sent.append(i + 1)
@@ -249,9 +307,9 @@ def strip_span(text: str, start: int, end: int, chars: str = "") -> tuple[int, i
 def count_tokens(s: str) -> int:
     """Words for spaced scripts; roughly two characters per word for unspaced ones."""
     words = s.split()
-    longest = max((len(w) for w in words), default=0)
+    longest = max(map(len, words), default=0)
     if longest > 12:
-        return max(1, sum(map(is_word_char, s)) // 2)
+        return max(1, sum(map(_word_char, s)) // 2)
     return len(words)
 
 
@@ -259,17 +317,21 @@ def capitalised_names(text: str) -> list[tuple[int, int]]:
     """Names of people outside the registry in cased scripts: runs of two or more capitalised
     words (Céline Marchand, Kenji Mori), plus later lone uses of such a run's last word (Mori).
     Uncased scripts yield nothing; one pass over the words."""
-    words = [(m.start(), m.end()) for m in _WORD.finditer(text)]
+    words = [m.span() for m in _WORD.finditer(text)]
     runs: list[list[tuple[int, int]]] = []
     current: list[tuple[int, int]] = []
     for s, e in words:
-        cap = text[s].isupper() and any(ch.islower() for ch in text[s:e])
-        if cap and current and text[current[-1][1] : s] in (" ", "\u00a0"):
-            current.append((s, e))
-            continue
-        if len(current) >= 2:
-            runs.append(current)
-        current = [(s, e)] if cap else []
+        if text[s].isupper() and any(map(str.islower, text[s:e])):
+            if current and text[current[-1][1] : s] in (" ", "\u00a0"):
+                current.append((s, e))
+                continue
+            if len(current) >= 2:
+                runs.append(current)
+            current = [(s, e)]
+        elif current:
+            if len(current) >= 2:
+                runs.append(current)
+            current = []
     if len(current) >= 2:
         runs.append(current)
     out = [(r[0][0], r[-1][1]) for r in runs if len(r) <= 4]
@@ -277,7 +339,7 @@ def capitalised_names(text: str) -> list[tuple[int, int]]:
     for r in runs:
         if len(r) <= 4:
             surnames.setdefault(text[r[-1][0] : r[-1][1]], r[-1][0])
-    for s, e in words:
+    for s, e in words if surnames else ():
         first = surnames.get(text[s:e])
         if first is not None and s > first and not any(a <= s < b for a, b in out):
             out.append((s, e))

@@ -8,10 +8,13 @@ lexicon; a learned scorer picks the content span. Without fitting, both fall bac
 
 from __future__ import annotations
 
+import bisect
 import json
 import math
+import re
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 
 from inference.document import Document, Quote
@@ -19,6 +22,7 @@ from inference.pipeline.base import Component
 from inference.pipeline.lexicon import (
     CLAUSE,
     TERMINAL,
+    ComplementizerIndex,
     Lexicon,
     TextIndex,
     capitalised_names,
@@ -38,6 +42,8 @@ MAX_CARRIED_PARAGRAPHS = 4
 CLOSING_PUNCT = frozenset(".,;:!?)]}。、，．！？」』»›”’।؟،")
 # French typography puts a (narrow) no-break space inside « »; it must not break flanking.
 TIGHT_SPACE = frozenset("\u00a0\u202f\u2009\u2007")
+SPAN_STRIP = "".join(sorted(CLAUSE)) + ":：—–-"
+_CLAUSE_MARK = re.compile("[" + re.escape("".join(sorted(CLAUSE))) + "]")
 
 
 @dataclass
@@ -59,14 +65,15 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
     itself opened a paragraph; otherwise the open marks are dropped.
     """
     marks = marks or quotation_marks()
-    all_marks = marks.all
+    stops = marks.stops
     openers = marks.openers
     n = len(text)
     stack: list[tuple[str, int, int]] = []
     pairs: list[MarkPair] = []
     skip = -1
     i = 0
-    while i < n:
+    while (m := stops.search(text, i)) is not None:
+        i = m.start()
         ch = text[i]
         if ch == "\n":
             if stack:
@@ -85,7 +92,7 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
                 continue
             i += 1
             continue
-        if ch not in all_marks or i == skip or (i + 1 < n and unicodedata.combining(text[i + 1])):
+        if i == skip or (i + 1 < n and unicodedata.combining(text[i + 1])):
             i += 1  # a mark carrying a combining accent is a letter, not a quotation mark
             continue
         prev = text[i - 1] if i > 0 else " "
@@ -139,8 +146,73 @@ class _Context:
     index: TextIndex
     cues: list[tuple[int, int]]
     names: list[tuple[int, int]]
-    name_set: set[str] = field(default_factory=set)
+    name_set: frozenset[str] = frozenset()
     persons: list[tuple[int, int]] = field(default_factory=list)
+    comps: ComplementizerIndex | None = None
+    clauses: list[int] = field(default_factory=list)
+    """Positions of the clause punctuation, ascending."""
+
+
+@dataclass
+class _NearCue:
+    """What the span features of one cue can see: the names, persons, other cues and mark pairs
+    that lie around its candidate spans (the rest cannot satisfy any test), and the name test
+    that depends only on the side of the cue a span is on."""
+
+    names: list[tuple[int, int]]
+    persons: list[tuple[int, int]]
+    cues: list[tuple[int, int]]
+    direct: list[MarkPair]
+    name_after_cue: float
+    name_before_cue: float
+
+
+@lru_cache(maxsize=4)
+def _term_set(terms: tuple[str, ...]) -> frozenset[str]:
+    """The registry terms as a set, built once instead of once per document."""
+    return frozenset(terms)
+
+
+def _between(positions: list[int], lo: int, hi: int) -> list[int]:
+    """The ascending `positions` in [lo, hi)."""
+    return positions[bisect.bisect_left(positions, lo) : bisect.bisect_left(positions, hi)]
+
+
+def _relations(
+    items: list[tuple[int, int]], s: int, e: int, cs: int, ce: int, back: bool
+) -> tuple[float, float, float]:
+    """Whether some item lies inside the span, inside it within 40 characters of the cue, and
+    between the span and the cue (`back`: the span ends before the cue)."""
+    inside = near = between = 0.0
+    for ns, ne in items:
+        if s <= ns and ne <= e:
+            inside = 1.0
+            if min(abs(ns - ce), abs(cs - ne)) < 40:
+                near = 1.0
+        if (e <= ns and ne <= cs) if back else (ce <= ns and ne <= s):
+            between = 1.0
+    return inside, near, between
+
+
+def _direct_relations(pairs: list[MarkPair], s: int, e: int) -> tuple[float, float, float]:
+    """Whether a mark pair's content crosses the span (without the pair lying inside it), some
+    pair lies inside it, and the span lies inside some pair's content."""
+    overlaps = contains = inside = 0.0
+    for p in pairs:
+        if s <= p.open and p.close < e:
+            contains = 1.0
+        elif p.content[0] < e and s < p.content[1]:
+            overlaps = 1.0
+        if p.content[0] <= s and e <= p.content[1]:
+            inside = 1.0
+    return overlaps, contains, inside
+
+
+def _after_newline(text: str, pos: int, blanks: str) -> bool:
+    """`text[:pos].rstrip(blanks).endswith("\n")`, without copying the text before `pos`."""
+    while pos > 0 and text[pos - 1] in blanks:
+        pos -= 1
+    return pos > 0 and text[pos - 1] == "\n"
 
 
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
@@ -168,17 +240,20 @@ class QuoteDetector(Component):
         self.spans_: LinearScorer | None = None
 
     def _context(self, doc: Document) -> _Context:
+        text = doc.text
         lex = load_lexicon(doc.lang)
-        registry = default_registry()
-        names = lex.find_names(doc.text, registry.all_terms)
+        terms = default_registry().all_terms
+        names = lex.find_names(text, terms)
         return _Context(
             doc=doc,
             lex=lex,
-            index=TextIndex(doc.text),
-            cues=lex.find_cues(doc.text),
+            index=TextIndex(text),
+            cues=lex.find_cues(text),
             names=names,
-            name_set=set(registry.all_terms),
-            persons=names + capitalised_names(doc.text) + lex.find_pronouns(doc.text),
+            name_set=_term_set(terms),
+            persons=names + capitalised_names(text) + lex.find_pronouns(text),
+            comps=ComplementizerIndex(lex, text),
+            clauses=[m.start() for m in _CLAUSE_MARK.finditer(text)],
         )
 
     def _mark_features(self, ctx: _Context, pair: MarkPair) -> dict:
@@ -187,14 +262,15 @@ class QuoteDetector(Component):
         content = text[s:e]
         ntok = count_tokens(content)
         before_gap, after_gap = _nearest_gap(ctx.cues, pair.open, pair.close + 1, 200)
-        para_start = pair.open == 0 or text[:pair.open].rstrip(" \t").endswith("\n") or pair.open == len(
-            text[:pair.open].rstrip(" \t")
-        ) == 0
+        para_start = pair.open == 0 or _after_newline(text, pair.open, " \t")
         left = text[max(0, pair.open - 3) : pair.open]
         right = text[pair.close + 1 : pair.close + 4]
-        after = text[pair.close + 1 :].lstrip(" ")
-        n_terminal = sum(1 for ch in content if ch in TERMINAL)
-        letters = sum(1 for ch in content if ch.isalpha())
+        rest = pair.close + 1
+        while rest < len(text) and text[rest] == " ":
+            rest += 1
+        after = text[rest : rest + 2]  # the start of text[pair.close + 1 :].lstrip(" ")
+        n_terminal = sum(map(TERMINAL.__contains__, content))
+        letters = sum(map(str.isalpha, content))
         name_gap_b, name_gap_a = _nearest_gap(ctx.names, pair.open, pair.close + 1, 200)
         return {
             "log_chars": _log(len(content)),
@@ -204,7 +280,7 @@ class QuoteDetector(Component):
             "ends_terminal": float(bool(content) and content[-1] in TERMINAL),
             "ends_clause": float(bool(content) and content[-1] in CLAUSE),
             "n_terminal": _log(n_terminal),
-            "has_clause_punct": float(any(ch in CLAUSE for ch in content)),
+            "has_clause_punct": float(not CLAUSE.isdisjoint(content)),
             "letter_ratio": letters / max(1, len(content)),
             "cue_before": 1.0 - min(before_gap, 60) / 60,
             "cue_after": 1.0 - min(after_gap, 60) / 60,
@@ -214,7 +290,7 @@ class QuoteDetector(Component):
             "para_start": float(para_start),
             "para_end_after": float(after[:1] in ("\n", "") or (after[:1] in TERMINAL and after[1:2] in ("\n", ""))),
             "terminal_after": float(bool(right) and right.lstrip(" ")[:1] in TERMINAL),
-            "comp_after": float(ctx.lex.complementizer_at(text, pair.close + 1) > 0),
+            "comp_after": float(pair.close + 1 in ctx.comps.at),
             "clause_after": float(bool(right) and right[0] in CLAUSE),
             "depth": float(pair.depth),
             "multi_paragraph": float(pair.multi_paragraph),
@@ -229,14 +305,16 @@ class QuoteDetector(Component):
         return float(long_enough and (cued or sentence) and not feats["is_registry_name"])
 
     def _span_candidates(self, ctx: _Context, cue: tuple[int, int]) -> list[tuple[tuple[int, int], dict]]:
+        """Spans after and before the cue, cut at the sentence, clause punctuation and
+        complementizers; the searches look those up in the per-document position lists."""
         text, lex, index = ctx.doc.text, ctx.lex, ctx.index
+        comp_at, comp_before = ctx.comps.at, ctx.comps.before
         cs, ce = cue
         sent_s, sent_e = index.sentence_bounds(cs)
         out: list[tuple[tuple[int, int], dict]] = []
-        strip = "".join(CLAUSE) + ":：—–-"
 
         def add(start: int, end: int, feats: dict) -> None:
-            start, end = strip_span(text, start, end, strip)
+            start, end = strip_span(text, start, end, SPAN_STRIP)
             if end > start and end - start >= 3:
                 end_trim = end
                 while end_trim > start and text[end_trim - 1] in TERMINAL:
@@ -249,23 +327,21 @@ class QuoteDetector(Component):
         pos = ce
         while pos < sent_end and (text[pos].isspace() or text[pos] in ",:：،、，"):
             pos += 1
-        comp = lex.complementizer_at(text, pos)
+        comp = comp_at.get(pos, 0)
         starts = [(pos + comp, "after_cue" if not comp else "after_cue_comp")]
-        for j in range(pos, min(sent_end, pos + 120)):
-            if j > pos and (j == 0 or not is_word_char(text[j - 1])):
-                k = lex.complementizer_at(text, j)
-                if k and j + k < sent_end:
-                    starts.append((j + k, "after_later_comp"))
-                    break
-        clauses = [j for j in range(pos, min(sent_end, pos + 150)) if text[j] in CLAUSE][:2]
+        for j in _between(ctx.comps.starts, pos + 1, min(sent_end, pos + 120)):
+            if not is_word_char(text[j - 1]) and j + comp_at[j] < sent_end:
+                starts.append((j + comp_at[j], "after_later_comp"))
+                break
+        clauses = _between(ctx.clauses, pos, min(sent_end, pos + 150))[:2]
         for k, j in enumerate(clauses):
             st = j + 1
             while st < sent_end and text[st].isspace():
                 st += 1
-            st += lex.complementizer_at(text, st)
+            st += comp_at.get(st, 0)
             if st < sent_end:
                 starts.append((st, f"after_clause{k + 1}"))
-        clause_end = next((j for j in range(starts[0][0] + 10, sent_end) if text[j] in CLAUSE), None)
+        clause_end = next(iter(_between(ctx.clauses, starts[0][0] + 10, sent_end)), None)
         ends = [(sent_end, "sent_end")] + ([(clause_end, "clause_end")] if clause_end else [])
         for st, st_kind in starts:
             for en, en_kind in ends:
@@ -275,23 +351,18 @@ class QuoteDetector(Component):
         while back_end > sent_s and text[back_end - 1].isspace():
             back_end -= 1
         b_ends = [(back_end, "at_cue")]
-        k = lex.complementizer_before(text, back_end)
+        k = comp_before.get(back_end, 0)
         if k:
             b_ends.append((back_end - k, "before_comp"))
-        seg = text[sent_s:cs]
-        for j in range(len(seg) - 1, -1, -1):
-            absj = sent_s + j
-            if seg[j] in CLAUSE:
-                k = lex.complementizer_before(text, absj)
-                b_ends.append((absj - k, "before_clause_comp" if k else "before_clause"))
-                k2 = lex.complementizer_at(text, absj)
-                if k2:
-                    b_ends.append((absj, "before_comp_clause"))
-                break
-        for j in range(back_end - 1, max(sent_s, back_end - 80), -1):
-            k = lex.complementizer_before(text, j + 1)
-            if k and (j + 1 - k) > sent_s and text[j + 1 : j + 2] in (",", "、", "，", "،", " "):
-                b_ends.append((j + 1 - k, "before_mid_comp"))
+        for absj in _between(ctx.clauses, sent_s, cs)[-1:]:
+            k = comp_before.get(absj, 0)
+            b_ends.append((absj - k, "before_clause_comp" if k else "before_clause"))
+            if absj in comp_at:
+                b_ends.append((absj, "before_comp_clause"))
+        for end in reversed(_between(ctx.comps.ends, max(sent_s, back_end - 80) + 2, back_end + 1)):
+            k = comp_before[end]
+            if end - k > sent_s and text[end : end + 1] in (",", "、", "，", "،", " "):
+                b_ends.append((end - k, "before_mid_comp"))
                 break
         b_starts = [(sent_s, "sent_start")]
         for marker in lex.subject_markers:
@@ -299,7 +370,7 @@ class QuoteDetector(Component):
             if j >= 0:
                 b_starts.append((j + len(marker), "after_subject"))
                 break
-        j = next((j for j in range(sent_s, cs) if text[j] in CLAUSE), None)
+        j = next(iter(_between(ctx.clauses, sent_s, cs)), None)
         if j is not None:
             b_starts.append((j + 1, "after_first_clause"))
         seen = set()
@@ -324,60 +395,64 @@ class QuoteDetector(Component):
             "cue_len": _log(ce - cs),
         }
 
+    def _near_cue(
+        self, ctx: _Context, cue: tuple[int, int], spans: list[tuple[int, int]], direct: list[MarkPair]
+    ) -> _NearCue:
+        """The items each span feature of this cue's candidates tests: a test about a span
+        inside [lo, hi] (or between it and the cue) is false for anything outside, so the
+        per-span tests run over a handful of items instead of every one in the document."""
+        cs, ce = cue
+        lo, hi = min(s for s, _ in spans), max(e for _, e in spans)
+        wide_lo, wide_hi = min(lo, cs), max(hi, ce)
+        return _NearCue(
+            names=[(ns, ne) for ns, ne in ctx.names if wide_lo <= ns and ne <= wide_hi],
+            persons=[(ns, ne) for ns, ne in ctx.persons if wide_lo <= ns and ne <= wide_hi],
+            cues=[(a, b) for a, b in ctx.cues if lo <= a and b <= hi and (a, b) != cue],
+            direct=[p for p in direct if p.content[0] <= hi and lo <= p.content[1]],
+            name_after_cue=float(any(ns >= ce and ns - ce < 60 for ns, _ in ctx.names)),
+            name_before_cue=float(any(ne <= cs and cs - ne < 60 for _, ne in ctx.names)),
+        )
+
     def _span_features(
         self,
         ctx: _Context,
         cue: tuple[int, int],
         span: tuple[int, int],
         base: dict,
-        direct: list[MarkPair],
+        near: _NearCue,
         cue_feats: dict,
     ) -> dict:
         text = ctx.doc.text
         s, e = span
-        content = text[s:e]
         cs, ce = cue
-        feats = dict(base)
-        ntok = count_tokens(content)
-        feats.update(
-            {
-                "log_tokens": _log(ntok),
-                "tokens<=3": float(ntok <= 3),
-                "gap_to_cue": _log(min(abs(s - ce), abs(cs - e))),
-                "comp_touch": float(
-                    ctx.lex.complementizer_before(text, s) > 0 or ctx.lex.complementizer_at(text, e) > 0
-                ),
-                "name_near_cue": cue_feats["name_near_cue"],
-                "contains_name": float(any(s <= ns and ne <= e for ns, ne in ctx.names)),
-                "contains_cue": float(any(s <= a and b <= e for a, b in ctx.cues if (a, b) != cue)),
-                "mark_before_cue": cue_feats["mark_before_cue"],
-                "mark_after_cue": cue_feats["mark_after_cue"],
-                "overlaps_direct": float(
-                    any(p.content[0] < e and s < p.content[1] and not (s <= p.open and p.close < e) for p in direct)
-                ),
-                "contains_direct": float(any(s <= p.open and p.close < e for p in direct)),
-                "inside_direct": float(any(p.content[0] <= s and e <= p.content[1] for p in direct)),
-                "cue_in_direct": cue_feats["cue_in_direct"],
-                "cue_len": cue_feats["cue_len"],
-                "name_opposite_side": float(
-                    any((ns >= ce and ns - ce < 60) if e <= cs else (ne <= cs and cs - ne < 60) for ns, ne in ctx.names)
-                ),
-                "name_between": float(
-                    any((e <= ns and ne <= cs) if e <= cs else (ce <= ns and ne <= s) for ns, ne in ctx.names)
-                ),
-                "name_in_span_near_cue": float(
-                    any(s <= ns and ne <= e and min(abs(ns - ce), abs(cs - ne)) < 40 for ns, ne in ctx.names)
-                ),
-                "starts_paragraph": float(s == 0 or text[:s].rstrip(" ").endswith("\n")),
-                "person_between": float(
-                    any((e <= ns and ne <= cs) if e <= cs else (ce <= ns and ne <= s) for ns, ne in ctx.persons)
-                ),
-                "person_in_span_near_cue": float(
-                    any(s <= ns and ne <= e and min(abs(ns - ce), abs(cs - ne)) < 40 for ns, ne in ctx.persons)
-                ),
-            }
-        )
-        return feats
+        back = e <= cs
+        name_in, name_in_near, name_between = _relations(near.names, s, e, cs, ce, back)
+        _, person_in_near, person_between = _relations(near.persons, s, e, cs, ce, back)
+        overlaps_direct, contains_direct, inside_direct = _direct_relations(near.direct, s, e)
+        ntok = count_tokens(text[s:e])
+        return {
+            **base,
+            "log_tokens": _log(ntok),
+            "tokens<=3": float(ntok <= 3),
+            "gap_to_cue": _log(min(abs(s - ce), abs(cs - e))),
+            "comp_touch": float(s in ctx.comps.before or e in ctx.comps.at),
+            "name_near_cue": cue_feats["name_near_cue"],
+            "contains_name": name_in,
+            "contains_cue": float(any(s <= a and b <= e for a, b in near.cues)),
+            "mark_before_cue": cue_feats["mark_before_cue"],
+            "mark_after_cue": cue_feats["mark_after_cue"],
+            "overlaps_direct": overlaps_direct,
+            "contains_direct": contains_direct,
+            "inside_direct": inside_direct,
+            "cue_in_direct": cue_feats["cue_in_direct"],
+            "cue_len": cue_feats["cue_len"],
+            "name_opposite_side": near.name_after_cue if back else near.name_before_cue,
+            "name_between": name_between,
+            "name_in_span_near_cue": name_in_near,
+            "starts_paragraph": float(s == 0 or _after_newline(text, s, " ")),
+            "person_between": person_between,
+            "person_in_span_near_cue": person_in_near,
+        }
 
     def _rule_span(self, feats: dict) -> float:
         if feats["mark_before_cue"] or feats["mark_after_cue"] or feats["overlaps_direct"] or feats["inside_direct"]:
@@ -398,10 +473,14 @@ class QuoteDetector(Component):
         mark_feats = [self._mark_features(ctx, p) for p in pairs]
         span_cands, span_feats = [], []
         for cue in ctx.cues:
+            candidates = self._span_candidates(ctx, cue)
+            if not candidates:
+                continue
             cue_feats = self._cue_features(ctx, cue, pairs)
-            for span, base in self._span_candidates(ctx, cue):
+            near = self._near_cue(ctx, cue, [span for span, _ in candidates], pairs)
+            for span, base in candidates:
                 span_cands.append((cue, span))
-                span_feats.append(self._span_features(ctx, cue, span, base, pairs, cue_feats))
+                span_feats.append(self._span_features(ctx, cue, span, base, near, cue_feats))
         return ctx, pairs, mark_feats, span_cands, span_feats
 
     def fit(self, docs: list[Document]) -> QuoteDetector:
