@@ -105,7 +105,9 @@ def quote_context(doc: Document, quote: Quote, chars: int) -> str:
 class StanceClassifier(Component):
     """Topics and stances per quote; `backend` is `fast` (char n-grams), `accurate` (encoder),
     `lexicon` (rules) or `finetune` (the encoder fine-tuned on topic-question/quote pairs, see
-    `stance_finetune.py`; its hyper-parameters go in `finetune`)."""
+    `stance_finetune.py`; its hyper-parameters go in `finetune`). `quantize: int8` runs the encoder
+    with dynamic int8 Linear layers, about 3x faster on CPU; the heads must be fitted with the same
+    setting, so it is a parameter of the fitted component, saved with it."""
 
     name = "stance"
 
@@ -121,6 +123,7 @@ class StanceClassifier(Component):
         random_state: int = 0,
         finetune: dict | None = None,
         char_ngrams: bool | None = None,
+        quantize: str | None = None,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -132,6 +135,7 @@ class StanceClassifier(Component):
         self.random_state = random_state
         self.finetune = dict(finetune or {})
         self.char_ngrams = char_ngrams
+        self.quantize = quantize
 
     def get_params(self) -> dict:
         return {
@@ -145,6 +149,7 @@ class StanceClassifier(Component):
             "random_state": self.random_state,
             "finetune": self.finetune,
             "char_ngrams": self.char_ngrams,
+            "quantize": self.quantize,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -159,11 +164,11 @@ class StanceClassifier(Component):
     def _embed(self, texts: list[str]) -> np.ndarray:
         """Encoder embeddings, memoised per process: cross-validation re-encodes the same quotes
         in every fold, and one loaded encoder serves every StanceClassifier."""
-        key = self.encoder or ""
+        key = f"{self.encoder or ''}|{self.quantize or 'fp32'}"
         if key not in _ENCODERS:
             from inference.encoder import Encoder
 
-            _ENCODERS[key] = Encoder(self.encoder)
+            _ENCODERS[key] = Encoder(self.encoder, quantize=self.quantize)
         cache = _EMBEDDINGS.setdefault(key, {})
         if len(cache) > _EMBEDDING_CACHE_MAX:
             cache.clear()
