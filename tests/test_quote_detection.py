@@ -112,3 +112,18 @@ def test_capitalised_cue_at_sentence_start():
     text = "D'après une source diplomatique japonaise, les discussions ont été « plus franches que prévu »."
     found = [text[s:e] for s, e in load_lexicon("fr").find_cues(text)]
     assert "D'après" in found
+
+
+def test_cue_after_a_quote_closed_in_its_sentence_is_flagged_for_the_span_filter():
+    """ru-014: «…», — заявил представитель МИД … The cue reports the quote before it, so the
+    words after it name the speaker; the span filter sees that the direct quote closed there."""
+    text = (
+        "Южная Корея. «Мы рассчитываем, что Россия и Япония внесут вклад в мирное решение ядерной "
+        "проблемы Корейского полуострова», — заявил представитель МИД Республики Корея Чо Тхэ Ён.\n\n"
+        "Россия. Лавров заявил, что переговоры были полезными."
+    )
+    _, _, _, spans, feats = QuoteDetector()._candidates(Document(doc_id="t", lang="ru", text=text))
+    flags = {text[s:e]: f["direct_closes_before_cue_in_sentence"] for ((cs, _), (s, e)), f in zip(spans, feats)}
+    after_quote = [span for span in flags if span.startswith("представитель МИД")]
+    assert after_quote and all(flags[span] == 1.0 for span in after_quote)
+    assert flags["переговоры были полезными"] == 0.0

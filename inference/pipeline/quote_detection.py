@@ -385,7 +385,10 @@ class QuoteDetector(Component):
         """The span features that depend on the cue alone: computed once per cue."""
         text = ctx.doc.text
         cs, ce = cue
+        sent_s, sent_e = ctx.index.sentence_bounds(cs)
         return {
+            "direct_closes_before_cue_in_sentence": float(any(sent_s <= p.close <= cs for p in direct)),
+            "direct_opens_after_cue_in_sentence": float(any(ce <= p.open < sent_e for p in direct)),
             "name_near_cue": float(any(abs(ns - ce) < 40 or abs(cs - ne) < 40 for ns, ne in ctx.names)),
             "mark_before_cue": float(
                 any(0 <= cs - p.close <= 4 for p in direct) or text[max(0, cs - 3) : cs].strip() in ("」と", "”", "“")
@@ -446,6 +449,8 @@ class QuoteDetector(Component):
             "inside_direct": inside_direct,
             "cue_in_direct": cue_feats["cue_in_direct"],
             "cue_len": cue_feats["cue_len"],
+            "direct_closes_before_cue_in_sentence": cue_feats["direct_closes_before_cue_in_sentence"],
+            "direct_opens_after_cue_in_sentence": cue_feats["direct_opens_after_cue_in_sentence"],
             "name_opposite_side": near.name_after_cue if back else near.name_before_cue,
             "name_between": name_between,
             "name_in_span_near_cue": name_in_near,
