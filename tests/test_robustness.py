@@ -135,6 +135,18 @@ def test_hostile_text_gives_a_valid_document_in_bounded_time(fast, name, text, b
     assert_valid(doc, text)
 
 
+ARABIC_SEED = next(d for d in SEEDS if d.lang == "ar")
+BIDI_TEXT = "\n".join(f"\u2067{p}\u2069 \u200e(Reuters)\u200e \u202aTokyo\u202c" for p in ARABIC_SEED.text.split("\n"))
+NUL_TEXT = SEEDS[2].text.replace(" ", "\x00", 40)
+SURROGATE_TEXT = SEEDS[2].text[:400] + "\ud800" + SEEDS[2].text[400:]
+QUOTE_DENSE_TEXT = "Putin said that the talks were useful. " * 4000
+OUTSIDE_LANGUAGES = [
+    ("Thai", "“เราจะเจรจาต่อไปอย่างแน่นอน” รัฐมนตรีกล่าวเมื่อวันเสาร์\nนายกรัฐมนตรีกล่าวว่าการประชุมเป็นไปด้วยดี"),
+    ("Hindi", "“हम बातचीत जारी रखेंगे और सहयोग बढ़ाएंगे,” विदेश मंत्री ने शनिवार को कहा।\nउन्होंने कहा कि बैठक सफल रही।"),
+    ("Greek", "«Θα συνεχίσουμε τις συνομιλίες με τη Ρωσία», δήλωσε ο υπουργός Εξωτερικών.\nΟ Λαβρόφ είπε ότι η συνάντηση ήταν χρήσιμη."),
+]
+
+
 def single_line(chars: int) -> str:
     """News text of every annotated language on one line, no line or paragraph breaks."""
     return " ".join(_corpus_text(2 * chars).split())[:chars]
@@ -162,16 +174,14 @@ def test_five_megabytes_of_news_text_is_analyzed_in_windows_in_bounded_time(fast
 @pytest.mark.slow
 def test_quote_dense_text_costs_linear_time(fast):
     """Quotes x candidates x quotes once made 4,000 quotes take 12 s; now a few."""
-    text = "Putin said that the talks were useful. " * 4000
+    text = QUOTE_DENSE_TEXT
     with within(60):
         doc = fast.analyze(text, published="2013-11-02", lang="en")
     assert len(doc.quotes) == 4000 and {q.speaker for q in doc.quotes} == {"putin"}
 
 
 def test_mixed_rtl_ltr_text_with_bidi_controls_keeps_the_arabic_quotes(fast):
-    arabic = next(d for d in SEEDS if d.lang == "ar")
-    paragraphs = arabic.text.split("\n")
-    text = "\n".join(f"\u2067{p}\u2069 \u200e(Reuters)\u200e \u202aTokyo\u202c" for p in paragraphs)
+    arabic, text = ARABIC_SEED, BIDI_TEXT
     with within(10):
         doc = fast.analyze(text, published=arabic.published)
     assert_valid(doc, text)
@@ -179,7 +189,7 @@ def test_mixed_rtl_ltr_text_with_bidi_controls_keeps_the_arabic_quotes(fast):
 
 
 def test_nul_bytes_are_read_and_returned_as_spaces(fast):
-    text = SEEDS[2].text.replace(" ", "\x00", 40)
+    text = NUL_TEXT
     with within(10):
         doc = fast.analyze(text, published="2013-11-02")
     assert_valid(doc, text)
@@ -188,7 +198,7 @@ def test_nul_bytes_are_read_and_returned_as_spaces(fast):
 
 
 def test_lone_surrogates_are_read_as_replacement_characters(fast):
-    text = SEEDS[2].text[:400] + "\ud800" + SEEDS[2].text[400:]
+    text = SURROGATE_TEXT
     with within(10):
         doc = fast.analyze(text, published="2013-11-02")
     assert_valid(doc, text)
@@ -209,14 +219,7 @@ def test_inputs_the_fuzzer_once_broke_give_valid_documents(fast, case):
     assert_valid(doc, case["text"])
 
 
-@pytest.mark.parametrize(
-    "lang_name,text",
-    [
-        ("Thai", "“เราจะเจรจาต่อไปอย่างแน่นอน” รัฐมนตรีกล่าวเมื่อวันเสาร์\nนายกรัฐมนตรีกล่าวว่าการประชุมเป็นไปด้วยดี"),
-        ("Hindi", "“हम बातचीत जारी रखेंगे और सहयोग बढ़ाएंगे,” विदेश मंत्री ने शनिवार को कहा।\nउन्होंने कहा कि बैठक सफल रही।"),
-        ("Greek", "«Θα συνεχίσουμε τις συνομιλίες με τη Ρωσία», δήλωσε ο υπουργός Εξωτερικών.\nΟ Λαβρόφ είπε ότι η συνάντηση ήταν χρήσιμη."),
-    ],
-)
+@pytest.mark.parametrize("lang_name,text", OUTSIDE_LANGUAGES, ids=[name for name, _ in OUTSIDE_LANGUAGES])
 def test_text_in_a_language_outside_the_eleven_gives_a_valid_document(fast, lang_name, text):
     with within(10):
         doc = fast.analyze(text, published="2013-11-02")

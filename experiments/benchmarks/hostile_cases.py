@@ -26,27 +26,16 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def named_texts() -> list[tuple[str, str, float]]:
     """(name, text, bound in seconds) for every text-level hostile case the tests check."""
-    seeds = cases.SEEDS
-    arabic = next(d for d in seeds if d.lang == "ar")
-    bidi = "\n".join(f"\u2067{p}\u2069 \u200e(Reuters)\u200e \u202aTokyo\u202c" for p in arabic.text.split("\n"))
     extra = [
         ("a single 100,000-character line", cases.single_line(100_000), 30),
         ("5 MB of news text (11 languages)", cases._corpus_text(5 * 2**20), 300),
-        ("4,000 quotes in one text", "Putin said that the talks were useful. " * 4000, 60),
-        ("mixed RTL/LTR with bidi controls", bidi, 10),
-        ("NUL bytes", seeds[2].text.replace(" ", "\x00", 40), 10),
-        ("a lone surrogate", seeds[2].text[:400] + "\ud800" + seeds[2].text[400:], 10),
+        ("4,000 quotes in one text", cases.QUOTE_DENSE_TEXT, 60),
+        ("mixed RTL/LTR with bidi controls", cases.BIDI_TEXT, 10),
+        ("NUL bytes", cases.NUL_TEXT, 10),
+        ("a lone surrogate", cases.SURROGATE_TEXT, 10),
     ]
-    extra += [(f"{name} text", text, 10) for name, text in _outside_languages()]
+    extra += [(f"{name} text", text, 10) for name, text in cases.OUTSIDE_LANGUAGES]
     return [*cases.HOSTILE_CASES, *extra]
-
-
-def _outside_languages() -> list[tuple[str, str]]:
-    marker = cases.test_text_in_a_language_outside_the_eleven_gives_a_valid_document
-    for mark in getattr(marker, "pytestmark", []):
-        if mark.name == "parametrize":
-            return list(mark.args[1])
-    return []
 
 
 def main() -> None:
