@@ -14,6 +14,7 @@ import yaml
 class QuotationMarks:
     pairs: dict[str, tuple[str, ...]]
     ambidextrous: frozenset[str]
+    spaced: frozenset[str] = frozenset()
 
     @cached_property
     def openers(self) -> frozenset[str]:
@@ -46,4 +47,5 @@ def quotation_marks() -> QuotationMarks:
     return QuotationMarks(
         pairs={k: tuple(v) for k, v in raw["pairs"].items()},
         ambidextrous=frozenset(raw["ambidextrous"]),
+        spaced=frozenset(raw.get("spaced", ())),
     )

@@ -95,6 +95,20 @@ def test_french_guillemets_with_no_break_spaces():
     assert _contents(text) == ["Nous avons ouvert aujourd'hui un nouveau chapitre de nos relations"]
 
 
+def test_french_guillemets_with_plain_spaces():
+    """fr-016: « … » set with ordinary spaces, as French text often is once the no-break spaces
+    are lost; both the mixed fragment and the paragraph-opening direct quote pair up."""
+    text = (
+        "proposé de renforcer la coopération « contre le terrorisme international ».\n\n"
+        "« Le Japon et la Russie doivent agir ensemble face à cette menace », a-t-il ajouté."
+    )
+    assert _contents(text) == ["contre le terrorisme international", "Le Japon et la Russie doivent agir ensemble face à cette menace"]
+
+
+def test_a_lone_spaced_guillemet_opens_nothing():
+    assert _contents("Er sagte: »Wir kommen« und ging. Ein » loses Zeichen.") == ["Wir kommen"]
+
+
 def test_arabic_cue_with_clitic_and_inflection():
     """ar-008: فأكدت (ف + أكد + feminine ت) and the participle مشددة are cues; the clitic stays in the span."""
     from inference.pipeline.lexicon import load_lexicon

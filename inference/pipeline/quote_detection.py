@@ -67,6 +67,7 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
     marks = marks or quotation_marks()
     stops = marks.stops
     openers = marks.openers
+    spaced = marks.spaced
     n = len(text)
     stack: list[tuple[str, int, int]] = []
     pairs: list[MarkPair] = []
@@ -97,6 +98,11 @@ def scan_marks(text: str, marks: QuotationMarks | None = None) -> list[MarkPair]
             continue
         prev = text[i - 1] if i > 0 else " "
         nxt = text[i + 1] if i + 1 < n else " "
+        if ch in spaced:
+            if nxt == " " and i + 2 < n:
+                nxt = text[i + 2]
+            if prev == " " and i > 1:
+                prev = text[i - 2]
         if ch in marks.ambidextrous and is_word_char(prev) and is_word_char(nxt) and ch == "'":
             i += 1
             continue
