@@ -141,3 +141,17 @@ def test_cue_after_a_quote_closed_in_its_sentence_is_flagged_for_the_span_filter
     after_quote = [span for span in flags if span.startswith("представитель МИД")]
     assert after_quote and all(flags[span] == 1.0 for span in after_quote)
     assert flags["переговоры были полезными"] == 0.0
+
+
+def test_subject_marker_before_the_mark_is_seen_in_japanese_and_korean():
+    """ja-014 知事は「…」, ko-002 관계자는 “…”: the speaker's topic marker touches the opening mark."""
+    from inference.pipeline.lexicon import load_lexicon
+    from inference.pipeline.quote_detection import _subject_marker_ends_at
+
+    ja = "秋田県の佐竹敬久知事は「県民の不安に配慮した判断だと受け止めたい」とのコメントを出した。"
+    ko = "국방부 관계자는 “주변국과의 충분한 소통이 필요하다”는 입장을 밝혔다."
+    assert _subject_marker_ends_at(ja, load_lexicon("ja"), ja.index("「"))
+    assert _subject_marker_ends_at(ko, load_lexicon("ko"), ko.index("“"))
+    scare = "日本の「防衛的性格」を強調した。"
+    assert not _subject_marker_ends_at(scare, load_lexicon("ja"), scare.index("「"))
+    assert not _subject_marker_ends_at("는 “x”", load_lexicon("ko"), 2)

@@ -221,6 +221,18 @@ def _after_newline(text: str, pos: int, blanks: str) -> bool:
     return pos > 0 and text[pos - 1] == "\n"
 
 
+def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
+    """A topic or subject marker just before `pos` (知事は「…」, 관계자는 “…”): in Japanese and
+    Korean the speaker stands there when the marks hold their words."""
+    while pos > 0 and text[pos - 1] == " ":
+        pos -= 1
+    for marker in lex.subject_markers:
+        k = pos - len(marker)
+        if k > 0 and text.startswith(marker, k) and (not lex.subject_markers_final or is_word_char(text[k - 1])):
+            return True
+    return False
+
+
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
     """Characters from the span to the nearest item before it and after it (window when none)."""
     before, after = window, window
@@ -279,6 +291,7 @@ class QuoteDetector(Component):
         letters = sum(map(str.isalpha, content))
         name_gap_b, name_gap_a = _nearest_gap(ctx.names, pair.open, pair.close + 1, 200)
         return {
+            "subject_before": float(_subject_marker_ends_at(text, ctx.lex, pair.open)),
             "log_chars": _log(len(content)),
             "log_tokens": _log(ntok),
             "tokens<=3": float(ntok <= 3),
