@@ -3,7 +3,8 @@ import copy
 import pytest
 
 from inference.pipeline.stance import StanceClassifier
-from inference.safe_io import UnsafeModelFileError, load_skops
+from inference.registry import default_registry
+from inference.safe_io import ModelFileError, UnsafeModelFileError, load_skops
 
 
 def _strip(doc):
@@ -58,3 +59,26 @@ def test_lexicon_baseline_needs_no_training_and_finds_missile_defense(seed_docs)
 def test_unknown_backend_is_a_clear_error(seed_docs):
     with pytest.raises(ValueError, match="unknown stance backend"):
         StanceClassifier(backend="magic").fit(seed_docs)
+
+
+def test_tuned_topic_thresholds_come_from_held_out_documents_and_survive_save_load(seed_docs, tmp_path):
+    import json
+
+    from training.data import load_documents
+
+    docs = [d for d in load_documents() if d.lang == "vi"]
+    model = StanceClassifier(backend="fast", threshold_folds=3).fit(docs)
+    thresholds = model.topic_thresholds_
+    assert len(thresholds) == len(default_registry().topics)
+    assert all(0.1 <= t <= 0.9 for t in thresholds)
+    assert len(set(thresholds)) > 1, "common and rare topics should not all get one cut-off"
+    model.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert again.topic_thresholds_ == thresholds
+    assert again(_strip(seed_docs[2])).to_dict() == model(_strip(seed_docs[2])).to_dict()
+    state = tmp_path / "stance" / "state.json"
+    meta = json.loads(state.read_text())
+    meta["topic_thresholds"] = ["0.5; import os"] * len(thresholds)
+    state.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="topic_thresholds"):
+        StanceClassifier.load(tmp_path / "stance")

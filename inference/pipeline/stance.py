@@ -124,6 +124,7 @@ class StanceClassifier(Component):
         finetune: dict | None = None,
         char_ngrams: bool | None = None,
         quantize: str | None = None,
+        threshold_folds: int = 0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -136,6 +137,7 @@ class StanceClassifier(Component):
         self.finetune = dict(finetune or {})
         self.char_ngrams = char_ngrams
         self.quantize = quantize
+        self.threshold_folds = threshold_folds
 
     def get_params(self) -> dict:
         return {
@@ -150,6 +152,7 @@ class StanceClassifier(Component):
             "finetune": self.finetune,
             "char_ngrams": self.char_ngrams,
             "quantize": self.quantize,
+            "threshold_folds": self.threshold_folds,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -272,6 +275,9 @@ class StanceClassifier(Component):
             LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000, random_state=self.random_state)
         )
         self.topic_model_.fit(x_topic, y_topic)
+        self.topic_thresholds_ = (
+            self._tuned_thresholds(x_topic, y_topic, [d.doc_id for d, _ in items]) if self.threshold_folds > 1 else None
+        )
         rows, labels = [], []
         speakers = [q.speaker for _, q in items]
         for t in topics:
@@ -285,6 +291,34 @@ class StanceClassifier(Component):
         )
         self.stance_model_.fit(sparse.vstack(rows).tocsr(), np.array(labels))
         return self
+
+    def _tuned_thresholds(self, x, y: np.ndarray, groups: list[str]) -> list[float]:
+        """One cut-off per topic, the one with the best out-of-fold F1 (folds by document): a rare
+        topic's probabilities sit lower than a common one's, so one shared threshold serves neither.
+        Topics with fewer than `_MIN_POSITIVES` examples keep `topic_threshold`."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.metrics import f1_score
+        from sklearn.model_selection import GroupKFold
+        from sklearn.multiclass import OneVsRestClassifier
+
+        oof = np.zeros(y.shape, np.float64)
+        for train, held in GroupKFold(n_splits=self.threshold_folds).split(x, y, groups):
+            model = OneVsRestClassifier(
+                LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000, random_state=self.random_state)
+            )
+            oof[held] = model.fit(x[train], y[train]).predict_proba(x[held])
+        thresholds = []
+        for k in range(y.shape[1]):
+            if y[:, k].sum() < _MIN_POSITIVES:
+                thresholds.append(float(self.topic_threshold))
+                continue
+            scores = [f1_score(y[:, k], oof[:, k] >= g, zero_division=0) for g in _THRESHOLD_GRID]
+            thresholds.append(float(_THRESHOLD_GRID[int(np.argmax(scores))]))
+        return thresholds
+
+    def _threshold(self, t_idx: int) -> float:
+        tuned = getattr(self, "topic_thresholds_", None)
+        return tuned[t_idx] if tuned else self.topic_threshold
 
     # ---- prediction -----------------------------------------------------------------------
     def __call__(self, doc: Document) -> Document:
@@ -318,7 +352,8 @@ class StanceClassifier(Component):
         speakers = [q.speaker for _, q in items]
         stances: list[list[Stance]] = [[] for _ in items]
         for t_idx, t in enumerate(topics):
-            idx = [i for i in range(len(items)) if p_topic[i, t_idx] >= self.topic_threshold]
+            cut = self._threshold(t_idx)
+            idx = [i for i in range(len(items)) if p_topic[i, t_idx] >= cut]
             if not idx:
                 continue
             x = self._pair_features(base[idx], lex[idx], [speakers[i] for i in idx], t)
@@ -359,6 +394,7 @@ class StanceClassifier(Component):
             self.finetune_.save(path / "finetune")
             return
         meta, arrays = _linear_state(self.topic_model_, self.stance_model_)
+        meta["topic_thresholds"] = getattr(self, "topic_thresholds_", None)
         if self._uses_char_ngrams():
             meta["vectorizer"], arrays["idf"] = _vectorizer_state(self.vectorizer_)
         save_state(path, meta, arrays)
@@ -385,6 +421,7 @@ class StanceClassifier(Component):
             raise ModelFileError(f"{path / STATE_JSON}: not a stance state ({meta.get('format')!r}, expected {STATE_FORMAT!r})")
         try:
             obj.topic_model_, obj.stance_model_ = _restore_linear(meta, arrays, obj.C)
+            obj.topic_thresholds_ = _restore_thresholds(meta.get("topic_thresholds"), arrays["topic_coef"].shape[0])
             if obj._uses_char_ngrams():
                 obj.vectorizer_ = _restore_vectorizer(meta.get("vectorizer"), arrays.get("idf"))
         except (KeyError, TypeError, ValueError) as exc:
@@ -395,6 +432,17 @@ class StanceClassifier(Component):
 # ---- state files: JSON + safetensors, no code -----------------------------------------------------
 STATE_FORMAT = "quote-stance/stance-state/1"
 LEGACY_STATE = "state.skops"
+_THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
+_MIN_POSITIVES = 5
+
+
+def _restore_thresholds(value, n_topics: int) -> list[float] | None:
+    """Tuned per-topic thresholds from the state file: absent (older files) or a list of probabilities."""
+    if value is None:
+        return None
+    if not isinstance(value, list) or len(value) != n_topics or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in value):
+        raise ValueError(f"topic_thresholds must be {n_topics} probabilities, got {value!r}")
+    return [float(v) for v in value]
 
 
 class _ConstantTopic:
