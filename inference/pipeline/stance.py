@@ -254,7 +254,6 @@ class StanceClassifier(Component):
         if self.backend == "lexicon":
             return self
         from sklearn.linear_model import LogisticRegression
-        from sklearn.multiclass import OneVsRestClassifier
 
         items = [(d, q) for d in docs for q in d.quotes]
         if not items:
@@ -271,10 +270,7 @@ class StanceClassifier(Component):
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         y_topic = np.array([[int(q.stance_on(t) is not None) for t in topics] for _, q in items])
-        self.topic_model_ = OneVsRestClassifier(
-            LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000, random_state=self.random_state)
-        )
-        self.topic_model_.fit(x_topic, y_topic)
+        self.topic_model_ = self._topic_estimator().fit(x_topic, y_topic)
         self.topic_thresholds_ = (
             self._tuned_thresholds(x_topic, y_topic, [d.doc_id for d, _ in items]) if self.threshold_folds > 1 else None
         )
@@ -292,21 +288,25 @@ class StanceClassifier(Component):
         self.stance_model_.fit(sparse.vstack(rows).tocsr(), np.array(labels))
         return self
 
+    def _topic_estimator(self):
+        """One balanced logistic regression per topic (multi-label)."""
+        from sklearn.linear_model import LogisticRegression
+        from sklearn.multiclass import OneVsRestClassifier
+
+        return OneVsRestClassifier(
+            LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000, random_state=self.random_state)
+        )
+
     def _tuned_thresholds(self, x, y: np.ndarray, groups: list[str]) -> list[float]:
         """One cut-off per topic, the one with the best out-of-fold F1 (folds by document): a rare
         topic's probabilities sit lower than a common one's, so one shared threshold serves neither.
         Topics with fewer than `_MIN_POSITIVES` examples keep `topic_threshold`."""
-        from sklearn.linear_model import LogisticRegression
         from sklearn.metrics import f1_score
         from sklearn.model_selection import GroupKFold
-        from sklearn.multiclass import OneVsRestClassifier
 
         oof = np.zeros(y.shape, np.float64)
         for train, held in GroupKFold(n_splits=self.threshold_folds).split(x, y, groups):
-            model = OneVsRestClassifier(
-                LogisticRegression(C=self.C, class_weight="balanced", max_iter=3000, random_state=self.random_state)
-            )
-            oof[held] = model.fit(x[train], y[train]).predict_proba(x[held])
+            oof[held] = self._topic_estimator().fit(x[train], y[train]).predict_proba(x[held])
         thresholds = []
         for k in range(y.shape[1]):
             if y[:, k].sum() < _MIN_POSITIVES:
