@@ -578,20 +578,12 @@ def _attributed(q: Quote, chosen: Mention, confidence: dict[str, float]) -> Quot
     return out
 
 
-def _marker_ok(text: str, lex: Lexicon, k: int, marker: str) -> bool:
-    """A subject marker counts only at a word's end where the language spaces its words (Korean)."""
-    if not lex.subject_markers_final:
-        return True
-    after = k + len(marker)
-    return k > 0 and is_word_char(text[k - 1]) and (after >= len(text) or not is_word_char(text[after]))
-
-
 def _subject_marker_before(text: str, lex: Lexicon, lo: int, hi: int) -> int:
     """Start of the last subject marker in [lo, hi) (-1 when none)."""
     best = -1
     for marker in lex.subject_markers:
         k = text.rfind(marker, lo, hi)
-        while k >= lo and not _marker_ok(text, lex, k, marker):
+        while k >= lo and not lex.subject_marker_at(text, k, marker):
             k = text.rfind(marker, lo, k)
         best = max(best, k)
     return best
@@ -602,7 +594,7 @@ def _subject_marker_after(text: str, lex: Lexicon, lo: int, hi: int) -> int | No
     best = None
     for marker in sorted(lex.subject_markers, key=len, reverse=True):
         k = text.find(marker, lo, hi)
-        while k >= 0 and not _marker_ok(text, lex, k, marker):
+        while k >= 0 and not lex.subject_marker_at(text, k, marker):
             k = text.find(marker, k + 1, hi)
         if k >= 0 and (best is None or k < best):
             best = k

@@ -54,6 +54,14 @@ class Lexicon:
     def find_pronouns(self, text: str) -> list[tuple[int, int]]:
         return find_terms(text, self.pronouns, self.word_boundaries, False)
 
+    def subject_marker_at(self, text: str, k: int, marker: str) -> bool:
+        """A subject marker at `k` counts only at a word's end where the language spaces its
+        words (Korean 는 after a noun, not inside one)."""
+        if not self.subject_markers_final:
+            return True
+        after = k + len(marker)
+        return k > 0 and is_word_char(text[k - 1]) and (after >= len(text) or not is_word_char(text[after]))
+
     @cached_property
     def _complementizers_longest_first(self) -> tuple[str, ...]:
         return tuple(sorted(self.complementizers, key=len, reverse=True))

@@ -228,7 +228,7 @@ def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
         pos -= 1
     for marker in lex.subject_markers:
         k = pos - len(marker)
-        if k > 0 and text.startswith(marker, k) and (not lex.subject_markers_final or is_word_char(text[k - 1])):
+        if k > 0 and text.startswith(marker, k) and lex.subject_marker_at(text, k, marker):
             return True
     return False
 
