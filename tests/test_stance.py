@@ -82,3 +82,20 @@ def test_tuned_topic_thresholds_come_from_held_out_documents_and_survive_save_lo
     state.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="topic_thresholds"):
         StanceClassifier.load(tmp_path / "stance")
+
+
+def test_document_topic_profile_is_the_articles_topic_shares_whatever_else_is_in_the_batch(seed_docs, tmp_path):
+    model = StanceClassifier(backend="fast", doc_topic_weight=0.5)
+    bengali, japanese = seed_docs[0], seed_docs[4]
+    alone = model._doc_topic_profile([(bengali, q) for q in bengali.quotes])
+    mixed = model._doc_topic_profile([(japanese, japanese.quotes[0]), *[(bengali, q) for q in bengali.quotes]])
+    assert (alone == mixed[1:]).all(), "a document's profile must not depend on its batch"
+    assert (alone == alone[0]).all(), "every quote of an article shares the article's profile"
+    assert abs(alone[0].sum() - 1.0) < 1e-6
+    topics = list(default_registry().topics)
+    assert alone[0][topics.index("missile_defense")] > 0
+    fitted = model.fit([d for d in seed_docs if d.doc_id != "seed-000"])
+    fitted.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert again.doc_topic_weight == 0.5
+    assert again(_strip(bengali)).to_dict() == fitted(_strip(bengali)).to_dict()

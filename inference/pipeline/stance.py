@@ -125,6 +125,7 @@ class StanceClassifier(Component):
         char_ngrams: bool | None = None,
         quantize: str | None = None,
         threshold_folds: int = 0,
+        doc_topic_weight: float = 0.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -138,6 +139,7 @@ class StanceClassifier(Component):
         self.char_ngrams = char_ngrams
         self.quantize = quantize
         self.threshold_folds = threshold_folds
+        self.doc_topic_weight = doc_topic_weight
 
     def get_params(self) -> dict:
         return {
@@ -153,6 +155,7 @@ class StanceClassifier(Component):
             "char_ngrams": self.char_ngrams,
             "quantize": self.quantize,
             "threshold_folds": self.threshold_folds,
+            "doc_topic_weight": self.doc_topic_weight,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -223,15 +226,23 @@ class StanceClassifier(Component):
     def _lex_features(self, items, contents, contexts) -> np.ndarray:
         topics, polarity = self._lexicon()
         if not items:
-            return np.zeros((0, len(topics.names) * 2 + len(polarity.names)), np.float32)
+            width = len(topics.names) * (3 if self.doc_topic_weight else 2) + len(polarity.names)
+            return np.zeros((0, width), np.float32)
         langs = [doc.lang for doc, _ in items]
-        return np.hstack(
-            [
-                np.log1p(topics.count_many(contents, langs)),
-                0.5 * np.log1p(topics.count_many(contexts, langs)),
-                np.log1p(polarity.count_many(contents, langs)),
-            ]
-        )
+        parts = [np.log1p(topics.count_many(contents, langs)), 0.5 * np.log1p(topics.count_many(contexts, langs))]
+        if self.doc_topic_weight:
+            parts.append(self.doc_topic_weight * self._doc_topic_profile(items))
+        return np.hstack([*parts, np.log1p(polarity.count_many(contents, langs))])
+
+    def _doc_topic_profile(self, items) -> np.ndarray:
+        """Each quote's document as shares of topic keyword hits: a quote that names no topic
+        ("we discussed it frankly") is most likely about what its article is about."""
+        topics, _ = self._lexicon()
+        docs = list({id(d): d for d, _ in items}.values())
+        counts = topics.count_many([d.text for d in docs], [d.lang for d in docs])
+        shares = counts / np.maximum(counts.sum(axis=1, keepdims=True), 1.0)
+        row_of = {id(d): k for k, d in enumerate(docs)}
+        return shares[[row_of[id(d)] for d, _ in items]]
 
     def _pair_features(self, base: sparse.csr_matrix, lex: np.ndarray, speakers: list[str | None], topic: str) -> sparse.csr_matrix:
         topics = list(default_registry().topics)
@@ -374,7 +385,7 @@ class StanceClassifier(Component):
         lex = self._lex_features(items, contents, contexts)
         n_topics, pol_names = len(topics), list(stance_lexicon()["polarity"])
         for (_, q), row in zip(items, lex):
-            polarity = dict(zip(pol_names, row[2 * n_topics :]))
+            polarity = dict(zip(pol_names, row[-len(pol_names) :]))
             if polarity["against"] > polarity["support"]:
                 label = "against"
             elif polarity["support"] > polarity["against"]:
