@@ -99,3 +99,32 @@ def test_document_topic_profile_is_the_articles_topic_shares_whatever_else_is_in
     again = StanceClassifier.load(tmp_path / "stance")
     assert again.doc_topic_weight == 0.5
     assert again(_strip(bengali)).to_dict() == fitted(_strip(bengali)).to_dict()
+
+
+def test_model_reads_texts_with_the_lexicon_it_was_fitted_with(seed_docs, tmp_path, monkeypatch):
+    import json
+
+    from inference.pipeline import stance as stance_module
+
+    train = [d for d in seed_docs if d.doc_id != "seed-000"]
+    model = StanceClassifier(backend="fast").fit(train)
+    model.save(tmp_path / "stance")
+    expected = model(_strip(seed_docs[0])).to_dict()
+    grown = copy.deepcopy(stance_module.stance_lexicon())
+    grown["polarity"]["extra"] = {"bn": ["হুমকি"]}
+    monkeypatch.setattr(stance_module, "stance_lexicon", lambda: grown)
+    monkeypatch.setattr(stance_module, "_keyword_counters", lambda: (None, None))
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert again(_strip(seed_docs[0])).to_dict() == expected
+    state = tmp_path / "stance" / "state.json"
+    meta = json.loads(state.read_text())
+    del meta["lexicon"]
+    state.write_text(json.dumps(meta))
+    monkeypatch.setattr(stance_module, "_keyword_counters", lambda: (stance_module._KeywordCounter(grown["topics"]), stance_module._KeywordCounter(grown["polarity"])))
+    older = StanceClassifier.load(tmp_path / "stance")
+    with pytest.raises(ModelFileError, match="another stance lexicon"):
+        older(_strip(seed_docs[0]))
+    meta["lexicon"] = {"topics": {"missile_defense": {"en": "radar"}}, "polarity": {}}
+    state.write_text(json.dumps(meta))
+    with pytest.raises(ModelFileError, match="lexicon"):
+        StanceClassifier.load(tmp_path / "stance")

@@ -159,8 +159,19 @@ class StanceClassifier(Component):
         }
 
     # ---- features -------------------------------------------------------------------------
+    def _lexicon_data(self) -> dict:
+        """The keyword groups this model was fitted with (saved beside its weights), else the package's."""
+        return getattr(self, "lexicon_", None) or stance_lexicon()
+
     def _lexicon(self) -> tuple[_KeywordCounter, _KeywordCounter]:
-        return _keyword_counters()
+        own = getattr(self, "lexicon_", None)
+        if own is None:
+            return _keyword_counters()
+        cached = getattr(self, "_counters_cache", None)
+        if cached is None or cached[0] is not own:
+            cached = (own, (_KeywordCounter(own["topics"]), _KeywordCounter(own["polarity"])))
+            self._counters_cache = cached
+        return cached[1]
 
     def _texts(self, items: Sequence[tuple[Document, Quote]]) -> tuple[list[str], list[str]]:
         contents = [d.quote_text(q) for d, q in items]
@@ -254,7 +265,7 @@ class StanceClassifier(Component):
         sp_topic = np.zeros((n, len(speakers_all) * len(topics)), np.float32)
         for i, sp in enumerate(speakers):
             sp_topic[i, speakers_all.index(sp if sp in speakers_all else "none") * len(topics) + t_idx] = 1
-        n_pol = len(stance_lexicon()["polarity"])
+        n_pol = len(self._lexicon_data()["polarity"])
         polarity = lex[:, -n_pol:]
         topic_x_pol = np.zeros((n, len(topics) * n_pol), np.float32)
         topic_x_pol[:, t_idx * n_pol : (t_idx + 1) * n_pol] = polarity
@@ -275,6 +286,7 @@ class StanceClassifier(Component):
             params = {"encoder": self.encoder, "context_chars": self.context_chars, "seed": self.random_state}
             self.finetune_ = FineTunedStance(**{**params, **self.finetune}).fit(items)
             return self
+        self.lexicon_ = stance_lexicon()
         topics = list(default_registry().topics)
         contents, contexts = self._texts(items)
         base = self._text_features(contents, contexts, fit=True)
@@ -359,7 +371,13 @@ class StanceClassifier(Component):
             return docs
         base = self._text_features(contents, contexts, fit=False)
         lex = self._lex_features(items, contents, contexts)
-        p_topic = self.topic_model_.predict_proba(sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr())
+        x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
+        if x_topic.shape[1] != self.topic_model_.n_features_in_:
+            raise ModelFileError(
+                f"stance model expects {self.topic_model_.n_features_in_} features, these texts give {x_topic.shape[1]}: "
+                "it was fitted with another stance lexicon or encoder; refit it"
+            )
+        p_topic = self.topic_model_.predict_proba(x_topic)
         speakers = [q.speaker for _, q in items]
         stances: list[list[Stance]] = [[] for _ in items]
         for t_idx, t in enumerate(topics):
@@ -383,7 +401,7 @@ class StanceClassifier(Component):
         """Rule-only baseline: topics whose keywords occur in the quote; polarity words decide."""
         topics = list(default_registry().topics)
         lex = self._lex_features(items, contents, contexts)
-        n_topics, pol_names = len(topics), list(stance_lexicon()["polarity"])
+        n_topics, pol_names = len(topics), list(self._lexicon_data()["polarity"])
         for (_, q), row in zip(items, lex):
             polarity = dict(zip(pol_names, row[-len(pol_names) :]))
             if polarity["against"] > polarity["support"]:
@@ -406,6 +424,7 @@ class StanceClassifier(Component):
             return
         meta, arrays = _linear_state(self.topic_model_, self.stance_model_)
         meta["topic_thresholds"] = getattr(self, "topic_thresholds_", None)
+        meta["lexicon"] = self._lexicon_data()
         if self._uses_char_ngrams():
             meta["vectorizer"], arrays["idf"] = _vectorizer_state(self.vectorizer_)
         save_state(path, meta, arrays)
@@ -433,6 +452,7 @@ class StanceClassifier(Component):
         try:
             obj.topic_model_, obj.stance_model_ = _restore_linear(meta, arrays, obj.C)
             obj.topic_thresholds_ = _restore_thresholds(meta.get("topic_thresholds"), arrays["topic_coef"].shape[0])
+            obj.lexicon_ = _restore_lexicon(meta.get("lexicon"))
             if obj._uses_char_ngrams():
                 obj.vectorizer_ = _restore_vectorizer(meta.get("vectorizer"), arrays.get("idf"))
         except (KeyError, TypeError, ValueError) as exc:
@@ -454,6 +474,29 @@ def _restore_thresholds(value, n_topics: int) -> list[float] | None:
     if not isinstance(value, list) or len(value) != n_topics or not all(isinstance(v, (int, float)) and 0 <= v <= 1 for v in value):
         raise ValueError(f"topic_thresholds must be {n_topics} probabilities, got {value!r}")
     return [float(v) for v in value]
+
+
+def _restore_lexicon(value) -> dict | None:
+    """The keyword groups saved with the model: features are counts per group, so a model must be
+    read with the groups it was fitted with, not whatever the installed package now lists. Absent in
+    older files (they use the package's lexicon)."""
+    if value is None:
+        return None
+    ok = isinstance(value, dict) and set(value) == {"topics", "polarity"} and all(
+        isinstance(groups, dict)
+        and groups
+        and all(
+            isinstance(by_lang, dict)
+            and all(isinstance(lang, str) and isinstance(words, list) and all(isinstance(w, str) for w in words) for lang, words in by_lang.items())
+            for by_lang in groups.values()
+        )
+        for groups in value.values()
+    )
+    if not ok:
+        raise ValueError("lexicon must map 'topics' and 'polarity' to groups of per-language word lists")
+    if list(value["topics"]) != list(default_registry().topics):
+        raise ValueError(f"lexicon topics {list(value['topics'])} differ from the registry's")
+    return value
 
 
 class _ConstantTopic:
