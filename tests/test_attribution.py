@@ -112,3 +112,16 @@ def test_korean_sentence_topic_is_a_candidate():
     groups, _, _ = att._groups(doc)
     spans = [text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
     assert "외교부 대변인" in spans
+
+
+def test_language_rankers_serve_seen_languages_and_survive_save_load(seed_docs, tmp_path):
+    attributor = SpeakerAttributor(language_features=True).fit(seed_docs[1:])
+    assert set(attributor.lang_rankers_) == {"ar", "vi", "ja"}
+    held_out = _gold_spans(seed_docs[0])
+    assert attributor(held_out).to_dict() == SpeakerAttributor().fit(seed_docs[1:])(held_out).to_dict()
+    attributor.save(tmp_path)
+    loaded = SpeakerAttributor.load(tmp_path)
+    for doc in seed_docs:
+        assert loaded(_gold_spans(doc)).to_dict() == attributor(_gold_spans(doc)).to_dict()
+    japanese = attributor(_gold_spans(seed_docs[4]))
+    assert {q.speaker for q in japanese.quotes} >= {"shoigu", "lavrov"}

@@ -155,3 +155,39 @@ def test_subject_marker_before_the_mark_is_seen_in_japanese_and_korean():
     scare = "日本の「防衛的性格」を強調した。"
     assert not _subject_marker_ends_at(scare, load_lexicon("ja"), scare.index("「"))
     assert not _subject_marker_ends_at("는 “x”", load_lexicon("ko"), 2)
+
+
+def test_seen_languages_get_folded_scorers_and_an_unseen_one_keeps_the_shared_scorer(seed_docs, tmp_path):
+    import numpy as np
+
+    from inference.pipeline.linear import LinearScorer, group_copies
+
+    detector = QuoteDetector(language_features=True).fit(seed_docs[1:])
+    assert set(detector.lang_spans_) == set(detector.lang_filters_) == {"ar", "vi", "ja"}
+    # folding the per-language copies into one scorer gives the joint model's probabilities
+    rows, langs, labels = [], [], []
+    for doc in seed_docs[1:]:
+        _, _, _, cands, feats = detector._candidates(doc)
+        rows += feats
+        langs += [doc.lang] * len(feats)
+        labels += [int(any(q.content == span for q in doc.quotes)) for _, span in cands]
+    joint = LinearScorer().fit(group_copies(rows, langs), labels, sparse=True)
+    ja = [k for k, lang in enumerate(langs) if lang == "ja"]
+    assert np.allclose(
+        joint.fold("ja|").predict_proba([rows[k] for k in ja]),
+        joint.predict_proba(group_copies([rows[k] for k in ja], ["ja"] * len(ja))),
+    )
+    # Bengali was held out: its seed is read by the shared scorers, as without the option
+    shared_only = QuoteDetector().fit(seed_docs[1:])
+    assert detector(_raw(seed_docs[0])).to_dict() == shared_only(_raw(seed_docs[0])).to_dict()
+    detector.save(tmp_path)
+    loaded = QuoteDetector.load(tmp_path)
+    for doc in seed_docs:
+        assert loaded(_raw(doc)).to_dict() == detector(_raw(doc)).to_dict()
+
+
+def test_feature_names_with_the_group_separator_are_refused():
+    from inference.pipeline.linear import group_copies
+
+    with pytest.raises(ValueError, match="must not contain"):
+        group_copies([{"ja|x": 1.0}], ["ja"])

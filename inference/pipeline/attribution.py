@@ -28,7 +28,7 @@ from inference.pipeline.lexicon import (
     is_word_char,
     load_lexicon,
 )
-from inference.pipeline.linear import LinearScorer
+from inference.pipeline.linear import LinearScorer, group_copies
 from inference.registry import OTHER, Registry, default_registry
 
 WINDOW = 400
@@ -200,10 +200,12 @@ class SpeakerAttributor(Component):
 
     name = "speaker_attributor"
 
-    def __init__(self, learned: bool = True, C: float = 1.0):
+    def __init__(self, learned: bool = True, C: float = 1.0, language_features: bool = False):
         self.learned = learned
         self.C = C
+        self.language_features = language_features
         self.ranker_: LinearScorer | None = None
+        self.lang_rankers_: dict[str, LinearScorer] = {}
 
     def _mentions(self, doc: Document, lex: Lexicon, registry: Registry) -> list[Mention]:
         text = doc.text
@@ -495,7 +497,7 @@ class SpeakerAttributor(Component):
     def fit(self, docs: list[Document]) -> SpeakerAttributor:
         if not self.learned:
             return self
-        X, y = [], []
+        X, y, langs = [], [], []
         for doc in docs:
             gen = self._run(doc, doc)
             try:
@@ -506,10 +508,18 @@ class SpeakerAttributor(Component):
                     if any(labels):
                         X.extend(f for _, f in feats)
                         y.extend(int(v) for v in labels)
+                        langs.extend([doc.lang] * len(labels))
                     item = gen.send(None)
             except StopIteration:
                 pass
         self.ranker_ = LinearScorer(C=self.C, class_weight=None).fit(X, y)
+        if self.language_features:
+            # shared weights plus per-language copies, folded into one ranker per seen language
+            # (how far a speaker's name sits from the quote and on which side differs by word
+            # order); languages not seen keep the shared-only ranker
+            joint = LinearScorer(C=self.C, class_weight=None).fit(group_copies(X, langs), y, sparse=True)
+            seen = sorted({g for g in langs if g})
+            self.lang_rankers_ = {lang: joint.fold(f"{lang}|") for lang in seen} if joint.fitted else {}
         return self
 
     def _rule_score(self, m: Mention, f: dict) -> float:
@@ -523,7 +533,8 @@ class SpeakerAttributor(Component):
         return score
 
     def __call__(self, doc: Document) -> Document:
-        learned = self.learned and self.ranker_ is not None and self.ranker_.fitted
+        ranker = self.lang_rankers_.get(doc.lang) or self.ranker_
+        learned = self.learned and ranker is not None and ranker.fitted
         attributed: dict[int, Quote] = {}
         gen = self._run(doc)
         try:
@@ -532,7 +543,7 @@ class SpeakerAttributor(Component):
                 q, feats, _ = item
                 mentions = [m for m, _ in feats]
                 if learned:
-                    scores = list(self.ranker_.predict_proba([f for _, f in feats]))
+                    scores = list(ranker.predict_proba([f for _, f in feats]))
                 else:
                     scores = [self._rule_score(m, f) for m, f in feats]
                 best = max(range(len(mentions)), key=scores.__getitem__)
@@ -554,7 +565,11 @@ class SpeakerAttributor(Component):
     def save(self, path: Path) -> None:
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
-        state = {"params": {"learned": self.learned, "C": self.C}, "ranker": self.ranker_.to_dict() if self.ranker_ else None}
+        state = {
+            "params": {"learned": self.learned, "C": self.C, "language_features": self.language_features},
+            "ranker": self.ranker_.to_dict() if self.ranker_ else None,
+            "lang_rankers": {lang: r.to_dict() for lang, r in self.lang_rankers_.items()},
+        }
         (path / "speaker_attributor.json").write_text(json.dumps(state), encoding="utf-8")
 
     @classmethod
@@ -562,6 +577,10 @@ class SpeakerAttributor(Component):
         state = json.loads((Path(path) / "speaker_attributor.json").read_text(encoding="utf-8"))
         att = cls(**state["params"])
         att.ranker_ = LinearScorer.from_dict(state["ranker"]) if state["ranker"] else None
+        lang_rankers = state.get("lang_rankers", {})
+        if not isinstance(lang_rankers, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in lang_rankers.items()):
+            raise ValueError("per-language rankers must map language codes to scorer states")
+        att.lang_rankers_ = {lang: LinearScorer.from_dict(d) for lang, d in lang_rankers.items()}
         return att
 
 

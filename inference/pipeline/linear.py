@@ -29,10 +29,10 @@ class LinearScorer:
     def fitted(self) -> bool:
         return self.model_ is not None
 
-    def fit(self, X: list[dict], y: list[int]) -> LinearScorer:
+    def fit(self, X: list[dict], y: list[int], sparse: bool = False) -> LinearScorer:
         if len(set(y)) < 2:
             return self
-        self.vectorizer_ = DictVectorizer(sparse=False)
+        self.vectorizer_ = DictVectorizer(sparse=sparse)
         matrix = self.vectorizer_.fit_transform(X)
         self.model_ = LogisticRegression(
             C=self.C, class_weight=self.class_weight, max_iter=2000, random_state=self.random_state
@@ -59,6 +59,25 @@ class LinearScorer:
         matrix = np.array(rows, dtype=np.float64)
         scores = matrix @ self.model_.coef_.T + self.model_.intercept_
         return expit(scores.reshape(-1))
+
+    def fold(self, prefix: str) -> LinearScorer:
+        """The scorer one group of rows sees when fitted with per-group copies of its features
+        (`prefix + name` beside `name`, as `group_copies` makes them): a copy always equals its
+        original, so its weight adds onto the original's and the group needs no extra columns."""
+        base = [n for n in self.vectorizer_.feature_names_ if "|" not in n]
+        index, coef = self.vectorizer_.vocabulary_, self.model_.coef_[0]
+        merged = [coef[index[n]] + (coef[index[prefix + n]] if prefix + n in index else 0.0) for n in base]
+        return LinearScorer.from_dict(
+            {
+                "C": self.C,
+                "class_weight": self.class_weight,
+                "fitted": True,
+                "feature_names": base,
+                "coef": [float(c) for c in merged],
+                "intercept": float(self.model_.intercept_[0]),
+                "classes": [int(c) for c in self.model_.classes_],
+            }
+        )
 
     def to_dict(self) -> dict:
         if not self.fitted:
@@ -96,6 +115,16 @@ class LinearScorer:
     @classmethod
     def load(cls, path: Path) -> LinearScorer:
         return cls.from_dict(json.loads(Path(path).read_text(encoding="utf-8")))
+
+
+def group_copies(rows: list[dict], groups: list[str | None]) -> list[dict]:
+    """Each row's features plus a copy prefixed by its group (`ja|log_tokens`): shared weights
+    learn what holds everywhere, the copies what differs in one group (Daumé's feature
+    augmentation). Rows without a group keep only the shared features."""
+    for name in {n for row in rows for n in row}:
+        if "|" in name:
+            raise ValueError(f"feature name {name!r} must not contain '|', which marks group copies")
+    return [{**row, **{f"{g}|{k}": v for k, v in row.items()}} if g else row for row, g in zip(rows, groups)]
 
 
 def logistic_regression(coef, intercept, classes, C: float = 1.0) -> LogisticRegression:

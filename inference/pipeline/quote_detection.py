@@ -31,7 +31,7 @@ from inference.pipeline.lexicon import (
     load_lexicon,
     strip_span,
 )
-from inference.pipeline.linear import LinearScorer
+from inference.pipeline.linear import LinearScorer, group_copies
 from inference.quotemarks import QuotationMarks, quotation_marks
 from inference.registry import default_registry
 from inference.validate import unpaired_edge_mark
@@ -249,13 +249,23 @@ class QuoteDetector(Component):
 
     name = "quote_detector"
 
-    def __init__(self, learned: bool = True, threshold: float = 0.5, span_threshold: float = 0.5, C: float = 1.0):
+    def __init__(
+        self,
+        learned: bool = True,
+        threshold: float = 0.5,
+        span_threshold: float = 0.5,
+        C: float = 1.0,
+        language_features: bool = False,
+    ):
         self.learned = learned
         self.threshold = threshold
         self.span_threshold = span_threshold
         self.C = C
+        self.language_features = language_features
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
+        self.lang_filters_: dict[str, LinearScorer] = {}
+        self.lang_spans_: dict[str, LinearScorer] = {}
 
     def _context(self, doc: Document) -> _Context:
         text = doc.text
@@ -510,7 +520,7 @@ class QuoteDetector(Component):
     def fit(self, docs: list[Document]) -> QuoteDetector:
         if not self.learned:
             return self
-        mx, my, sx, sy = [], [], [], []
+        mx, my, sx, sy, m_lang, s_lang = [], [], [], [], [], []
         for doc in docs:
             _, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
             direct = {q.content for q in doc.quotes if q.kind == "direct"}
@@ -525,31 +535,48 @@ class QuoteDetector(Component):
             positives = {k for _, k in best.values()}
             sx.extend(span_feats)
             sy.extend(int(k in positives) for k in range(len(span_cands)))
+            m_lang.extend([doc.lang] * len(pairs))
+            s_lang.extend([doc.lang] * len(span_cands))
         self.filter_ = LinearScorer(C=self.C).fit(mx, my)
         self.spans_ = LinearScorer(C=self.C).fit(sx, sy)
+        if self.language_features:
+            self.lang_filters_ = self._per_language(mx, my, m_lang)
+            self.lang_spans_ = self._per_language(sx, sy, s_lang)
         return self
 
-    def _score_marks(self, feats: list[dict]) -> list[float]:
-        if self.learned and self.filter_ is not None and self.filter_.fitted:
-            return list(self.filter_.predict_proba(feats))
+    def _per_language(self, X: list[dict], y: list[int], langs: list[str | None]) -> dict[str, LinearScorer]:
+        """Scorers for the languages seen in training: marks and cues behave differently per
+        script (「」 vs “ ”, verb-final cues), so shared weights plus per-language copies fit each
+        seen language better. A language not seen keeps the shared-only scorer, whose weights are
+        not thinned out by the copies (on unseen languages the joint model's shared part is worse)."""
+        joint = LinearScorer(C=self.C).fit(group_copies(X, langs), y, sparse=True)
+        if not joint.fitted:
+            return {}
+        return {lang: joint.fold(f"{lang}|") for lang in sorted({g for g in langs if g})}
+
+    def _score_marks(self, feats: list[dict], lang: str | None = None) -> list[float]:
+        scorer = self.lang_filters_.get(lang) or self.filter_
+        if self.learned and scorer is not None and scorer.fitted:
+            return list(scorer.predict_proba(feats))
         return [self._rule_mark(f) for f in feats]
 
-    def _score_spans(self, feats: list[dict]) -> list[float]:
-        if self.learned and self.spans_ is not None and self.spans_.fitted:
-            return list(self.spans_.predict_proba(feats))
+    def _score_spans(self, feats: list[dict], lang: str | None = None) -> list[float]:
+        scorer = self.lang_spans_.get(lang) or self.spans_
+        if self.learned and scorer is not None and scorer.fitted:
+            return list(scorer.predict_proba(feats))
         return [self._rule_span(f) for f in feats]
 
     def __call__(self, doc: Document) -> Document:
         ctx, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
         text = doc.text
-        mark_p = self._score_marks(mark_feats)
+        mark_p = self._score_marks(mark_feats, doc.lang)
         direct = [
             (p, prob)
             for p, prob in zip(pairs, mark_p, strict=True)
             if prob >= self.threshold and not unpaired_edge_mark(text[p.content[0] : p.content[1]])
         ]
         best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
-        for (cue, span), prob in zip(span_cands, self._score_spans(span_feats), strict=True):
+        for (cue, span), prob in zip(span_cands, self._score_spans(span_feats, doc.lang), strict=True):
             if prob >= self.span_threshold and (cue not in best or prob > best[cue][0]):
                 best[cue] = (prob, span)
         reported: list[tuple[tuple[int, int], tuple[int, int], float]] = []
@@ -594,9 +621,17 @@ class QuoteDetector(Component):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
-            "params": {"learned": self.learned, "threshold": self.threshold, "span_threshold": self.span_threshold, "C": self.C},
+            "params": {
+                "learned": self.learned,
+                "threshold": self.threshold,
+                "span_threshold": self.span_threshold,
+                "C": self.C,
+                "language_features": self.language_features,
+            },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
+            "lang_filters": {lang: sc.to_dict() for lang, sc in self.lang_filters_.items()},
+            "lang_spans": {lang: sc.to_dict() for lang, sc in self.lang_spans_.items()},
         }
         (path / "quote_detector.json").write_text(json.dumps(state), encoding="utf-8")
 
@@ -606,7 +641,15 @@ class QuoteDetector(Component):
         det = cls(**state["params"])
         det.filter_ = LinearScorer.from_dict(state["filter"]) if state["filter"] else None
         det.spans_ = LinearScorer.from_dict(state["spans"]) if state["spans"] else None
+        det.lang_filters_ = _scorers_by_language(state.get("lang_filters", {}))
+        det.lang_spans_ = _scorers_by_language(state.get("lang_spans", {}))
         return det
+
+
+def _scorers_by_language(state) -> dict[str, LinearScorer]:
+    if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in state.items()):
+        raise ValueError("per-language scorers must map language codes to scorer states")
+    return {lang: LinearScorer.from_dict(d) for lang, d in state.items()}
 
 
 def _cue_for(ctx: _Context, start: int, end: int) -> tuple[int, int] | None:
