@@ -44,3 +44,25 @@ def test_per_topic_metrics_are_flattened_and_charted_with_the_other_charts(seed_
     names = {p.name for p in tmp_path.iterdir()}
     assert names == {f"seeds_lodo_{c}.png" for c in ("per_topic", "per_language", "speaker_confusion", "stance_confusion")}
     assert (tmp_path / "seeds_lodo_per_topic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_authored_kfold_tests_every_authored_document_once_and_never_trains_on_it():
+    import pytest
+    from pydantic import ValidationError
+
+    from training.data import load_documents
+    from training.experiment import EvaluationConfig, folds
+
+    docs = load_documents()
+    cfg = EvaluationConfig(seeds_lodo=False, authored_lolo=False, authored_kfold=5)
+    splits = list(folds(docs, cfg))
+    assert [f.kind for f in splits] == ["authored_kfold"] * 5
+    tested = Counter(d.doc_id for f in splits for d in f.test)
+    assert set(tested) == {d.doc_id for d in docs if d.origin == "authored"}
+    assert set(tested.values()) == {1}
+    for f in splits:
+        assert not {d.doc_id for d in f.train} & {d.doc_id for d in f.test}
+        assert any(d.origin == "seed" for d in f.train)
+        assert {d.lang for d in f.test} <= {d.lang for d in f.train}, "every test language is seen in training"
+    with pytest.raises(ValidationError, match="at least 2"):
+        EvaluationConfig(authored_kfold=1)

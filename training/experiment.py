@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from inference.analyzer import Analyzer, component_class, stage_name
 from inference.document import Document
@@ -27,6 +27,16 @@ class EvaluationConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
     seeds_lodo: bool = True
     authored_lolo: bool = True
+    # k-fold by document over the authored set (0 = off): the split on which what a model learns
+    # per language can be judged, since leave-one-language-out never tests a seen language
+    authored_kfold: int = Field(default=0, ge=0)
+
+    @field_validator("authored_kfold")
+    @classmethod
+    def _at_least_two(cls, k: int) -> int:
+        if k == 1:
+            raise ValueError("authored_kfold needs at least 2 folds (0 turns it off)")
+        return k
 
 
 class ExperimentConfig(BaseModel):
@@ -117,6 +127,14 @@ def folds(docs: Sequence[Document], cfg: EvaluationConfig) -> Iterator[Fold]:
             test = [d for d in authored if d.lang == lang]
             train = [d for d in docs if d.lang != lang]
             yield Fold(lang, "authored_lolo", train, test)
+    if cfg.authored_kfold:
+        from sklearn.model_selection import GroupKFold
+
+        splits = GroupKFold(n_splits=cfg.authored_kfold).split(authored, groups=[d.doc_id for d in authored])
+        for k, (_, held) in enumerate(splits, start=1):
+            test_ids = {authored[i].doc_id for i in held}
+            train = [d for d in docs if d.doc_id not in test_ids]
+            yield Fold(f"k{k}", "authored_kfold", train, [authored[i] for i in held])
 
 
 def cross_validate(

@@ -71,7 +71,7 @@ def run_experiment(
     version = data_version(files)
     n_folds = (sum(d.origin == "seed" for d in docs) if config.evaluation.seeds_lodo else 0) + (
         len({d.lang for d in docs if d.origin == "authored"}) if config.evaluation.authored_lolo else 0
-    )
+    ) + config.evaluation.authored_kfold
     with Progress(console=console, disable=quiet, transient=True) as progress:
         task = progress.add_task(f"{config.name}: cross-validation", total=n_folds + 1)
 
