@@ -35,8 +35,13 @@ def test_installed_package_analyzes_with_its_bundled_model_offline_and_without_m
          "--target", str(site), str(ROOT)],
         check=True,
     )
+    from inference.encoder.resolve import cache_root
+
     env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "QUOTE_STANCE_"))}
-    env.update(PYTHONPATH=str(site), HOME=str(tmp_path), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
+    # the encoder cache is where this machine keeps the offline encoder build (the default model,
+    # accurate, embeds with it); pointing there saves rebuilding it in every test run
+    env.update(PYTHONPATH=str(site), HOME=str(tmp_path), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               QUOTE_STANCE_CACHE=str(cache_root()))
     run = subprocess.run(
         [sys.executable, "-c", SCRIPT, str(site), str(ANNOTATIONS / "seeds.jsonl")],
         cwd=tmp_path, env=env, capture_output=True, text=True, timeout=600,

@@ -191,3 +191,24 @@ def test_feature_names_with_the_group_separator_are_refused():
 
     with pytest.raises(ValueError, match="must not contain"):
         group_copies([{"ja|x": 1.0}], ["ja"])
+
+
+def test_span_scorer_reads_candidates_through_the_encoder_and_survives_save_load(seed_docs, tiny_encoder, tmp_path):
+    det = QuoteDetector(encoder_weight=2.0, encoder=str(tiny_encoder)).fit(seed_docs[1:])
+    names = set(det.spans_.vectorizer_.feature_names_)
+    dim = 32
+    assert {f"emb{i}" for i in range(dim)} <= names
+    assert not any(n.startswith("emb") for n in det.filter_.vectorizer_.feature_names_), "marks keep hand features"
+    _, _, _, cands, feats = det._candidates(_raw(seed_docs[0]))
+    same_text = {}
+    for (_, (s, e)), f in zip(cands, feats, strict=True):
+        row = tuple(f[f"emb{i}"] for i in range(dim))
+        assert abs(sum(x * x for x in row) - 4.0) < 1e-3, "unit-length embedding scaled by encoder_weight"
+        same_text.setdefault(seed_docs[0].text[s:e], row)
+        assert same_text[seed_docs[0].text[s:e]] == row
+    det.save(tmp_path)
+    loaded = QuoteDetector.load(tmp_path)
+    assert loaded.encoder_weight == 2.0 and loaded.encoder == str(tiny_encoder)
+    assert loaded(_raw(seed_docs[0])).to_dict() == det(_raw(seed_docs[0])).to_dict()
+    plain = QuoteDetector().fit(seed_docs[1:])
+    assert not any(n.startswith("emb") for n in plain.spans_.vectorizer_.feature_names_)

@@ -14,47 +14,14 @@ from inference.document import STANCE_LABELS, Stance
 from inference.pipeline.stance import StanceClassifier
 from inference.pipeline.stance_finetune import LABELS, FineTunedStance, stance_questions, topic_question
 from inference.registry import default_registry
-from inference.validate import read_jsonl
 
-ANNOTATIONS = Path(__file__).resolve().parent.parent / "annotations"
 FAST = {"max_steps": 120, "lr": 5e-3, "batch_size": 16, "max_length": 96, "freeze_embeddings": False, "progress": False}
 """Enough to over-fit the tiny model in ~2 s; frozen random embeddings would leave it predicting `none` only."""
 
 
-def _tiny_encoder(out: Path) -> Path:
-    from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors, trainers
-    from transformers import BertConfig, BertModel, PreTrainedTokenizerFast
-
-    docs = read_jsonl(ANNOTATIONS / "seeds.jsonl")
-    docs += [d for f in sorted((ANNOTATIONS / "authored").glob("*.jsonl")) for d in read_jsonl(f)]
-    texts = [d.text for d in docs] + list(stance_questions().values())
-    specials = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
-    tok = Tokenizer(models.WordPiece(unk_token="[UNK]"))
-    tok.normalizer = normalizers.NFKC()
-    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
-    tok.train_from_iterator(texts, trainers.WordPieceTrainer(vocab_size=2000, special_tokens=specials))
-    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
-    tok.post_processor = processors.TemplateProcessing(
-        single="[CLS] $A [SEP]", pair="[CLS] $A [SEP] $B:1 [SEP]:1", special_tokens=[("[CLS]", cls), ("[SEP]", sep)]
-    )
-    PreTrainedTokenizerFast(
-        tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]", sep_token="[SEP]", mask_token="[MASK]"
-    ).save_pretrained(out)
-    config = BertConfig(
-        vocab_size=tok.get_vocab_size(),
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=128,
-    )
-    BertModel(config, add_pooling_layer=False).save_pretrained(out)
-    return out
-
-
 @pytest.fixture(scope="module")
-def tiny(tmp_path_factory) -> Path:
-    return _tiny_encoder(tmp_path_factory.mktemp("tiny-bert"))
+def tiny(tiny_encoder) -> Path:
+    return tiny_encoder
 
 
 @pytest.fixture(scope="module")

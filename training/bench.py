@@ -131,9 +131,9 @@ class StageClock:
 
 
 def _forget_embeddings() -> None:
-    from inference.pipeline import stance
+    from inference.encoder.memo import forget_embeddings
 
-    stance._EMBEDDINGS.clear()
+    forget_embeddings()
 
 
 def _pin_to_one_core() -> None:

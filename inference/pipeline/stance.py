@@ -34,11 +34,6 @@ from inference.registry import default_registry
 from inference.safe_io import STATE_JSON, ModelFileError, load_skops, load_state, save_state
 
 
-_ENCODERS: dict[str, object] = {}
-_EMBEDDINGS: dict[str, dict[str, np.ndarray]] = {}
-_EMBEDDING_CACHE_MAX = 50_000
-
-
 @lru_cache(maxsize=1)
 def stance_lexicon() -> dict:
     raw = resources.files("inference").joinpath("resources/stance_lexicon.yaml").read_text(encoding="utf-8")
@@ -179,22 +174,9 @@ class StanceClassifier(Component):
         return contents, contexts
 
     def _embed(self, texts: list[str]) -> np.ndarray:
-        """Encoder embeddings, memoised per process: cross-validation re-encodes the same quotes
-        in every fold, and one loaded encoder serves every StanceClassifier."""
-        key = f"{self.encoder or ''}|{self.quantize or 'fp32'}"
-        if key not in _ENCODERS:
-            from inference.encoder import Encoder
+        from inference.encoder.memo import embed  # imports torch: only presets that embed pay for it
 
-            _ENCODERS[key] = Encoder(self.encoder, quantize=self.quantize)
-        cache = _EMBEDDINGS.setdefault(key, {})
-        if len(cache) > _EMBEDDING_CACHE_MAX:
-            cache.clear()
-        missing = list(dict.fromkeys(t for t in texts if t not in cache))
-        if missing:
-            for text, row in zip(missing, _ENCODERS[key].encode(missing)):
-                cache[text] = row
-        dim = _ENCODERS[key].dim
-        return np.vstack([cache[t] for t in texts]) if texts else np.zeros((0, dim), np.float32)
+        return embed(texts, self.encoder, self.quantize)
 
     def _uses_char_ngrams(self) -> bool:
         return self.backend == "fast" if self.char_ngrams is None else bool(self.char_ngrams)
