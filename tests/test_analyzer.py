@@ -97,6 +97,6 @@ def test_bundled_default_model_loads_from_the_package_and_finds_the_seed_shoigu_
     from inference import load_analyzer as public_load
 
     analyzer = public_load()
-    assert analyzer.metadata.get("preset") == "accurate"
+    assert analyzer.metadata.get("preset") == "fast"
     doc = analyzer.analyze(seed_docs[2].text, published="2013-11-02")
     assert any(q.speaker == "shoigu" and q.stance_on("missile_defense") == "against" for q in doc.quotes)

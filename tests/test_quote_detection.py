@@ -194,7 +194,7 @@ def test_feature_names_with_the_group_separator_are_refused():
 
 
 def test_span_scorer_reads_candidates_through_the_encoder_and_survives_save_load(seed_docs, tiny_encoder, tmp_path):
-    det = QuoteDetector(encoder_weight=2.0, encoder=str(tiny_encoder)).fit(seed_docs[1:])
+    det = QuoteDetector(encoder_weight=2.0, encoder=str(tiny_encoder), encoder_max_tokens=24).fit(seed_docs[1:])
     names = set(det.spans_.vectorizer_.feature_names_)
     dim = 32
     assert {f"emb{i}" for i in range(dim)} <= names
@@ -208,7 +208,22 @@ def test_span_scorer_reads_candidates_through_the_encoder_and_survives_save_load
         assert same_text[seed_docs[0].text[s:e]] == row
     det.save(tmp_path)
     loaded = QuoteDetector.load(tmp_path)
-    assert loaded.encoder_weight == 2.0 and loaded.encoder == str(tiny_encoder)
+    assert (loaded.encoder_weight, loaded.encoder, loaded.encoder_max_tokens) == (2.0, str(tiny_encoder), 24)
     assert loaded(_raw(seed_docs[0])).to_dict() == det(_raw(seed_docs[0])).to_dict()
     plain = QuoteDetector().fit(seed_docs[1:])
     assert not any(n.startswith("emb") for n in plain.spans_.vectorizer_.feature_names_)
+
+
+def test_spans_that_differ_only_past_the_token_limit_read_the_same(seed_docs, tiny_encoder):
+    import numpy as np
+
+    from inference.encoder.memo import embed
+
+    gold = next(q for q in seed_docs[0].quotes if q.kind == "indirect")
+    start, end = gold.content
+    text = seed_docs[0].text
+    short, longer = text[start : start + 40], text[start:end]
+    cut = embed([short, longer], str(tiny_encoder), max_length=6)
+    assert np.allclose(cut[0], cut[1])
+    whole = embed([short, longer], str(tiny_encoder), max_length=128)
+    assert not np.allclose(whole[0], whole[1])

@@ -104,7 +104,8 @@ class Sampler(threading.Thread):
 
 
 class StageClock:
-    """Wraps every component's `pipe` to add up its time; empties the embedding memo first."""
+    """Wraps every component's `pipe` to add up its time; empties the embedding memo before the
+    stages that embed (a repeated corpus must not be served from the memo)."""
 
     def __init__(self, analyzer, sampler: Sampler | None = None):
         from inference.analyzer import stage_name
@@ -116,7 +117,7 @@ class StageClock:
 
     def _timed(self, name: str, pipe):
         def timed(docs, *args, **kwargs):
-            if name == "stance":
+            if name in ("quote_detection", "stance"):
                 _forget_embeddings()
             if self.sampler is not None:
                 self.sampler.stage = name

@@ -128,7 +128,12 @@ class Encoder:
         Texts are sorted by length and batched up to `batch_size` texts, and also up to
         `max_batch_tokens` padded tokens (None: no limit): on CPU a larger batch is not faster
         per token, so a few long texts should not pad dozens of short ones to their length."""
-        ids = self.tokenize(texts, prefix, max_length)
+        return self.encode_ids(self.tokenize(texts, prefix, max_length), batch_size, max_batch_tokens)
+
+    def encode_ids(
+        self, ids: list[list[int]], batch_size: int = 32, max_batch_tokens: int | None = DEFAULT_MAX_BATCH_TOKENS
+    ) -> np.ndarray:
+        """`encode` for texts already tokenized by `tokenize` (callers that dedupe on tokens)."""
         out = np.zeros((len(ids), self.dim), dtype=np.float32)
         order = sorted(range(len(ids)), key=lambda i: len(ids[i]), reverse=True)
         pad_id = self.tokenizer.pad_token_id or 0

@@ -259,6 +259,7 @@ class QuoteDetector(Component):
         encoder_weight: float = 0.0,
         encoder: str | None = None,
         quantize: str | None = None,
+        encoder_max_tokens: int = 256,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -268,6 +269,7 @@ class QuoteDetector(Component):
         self.encoder_weight = encoder_weight
         self.encoder = encoder
         self.quantize = quantize
+        self.encoder_max_tokens = encoder_max_tokens
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
         self.lang_filters_: dict[str, LinearScorer] = {}
@@ -533,7 +535,8 @@ class QuoteDetector(Component):
         authored style, do not."""
         from inference.encoder.memo import embed  # imports torch: only configs that embed pay for it
 
-        rows = embed([text[s:e] for _, (s, e) in span_cands], self.encoder, self.quantize)
+        spans = [text[s:e] for _, (s, e) in span_cands]
+        rows = embed(spans, self.encoder, self.quantize, max_length=self.encoder_max_tokens)
         w = float(self.encoder_weight)
         for feats, row in zip(span_feats, rows, strict=True):
             feats.update({f"emb{i}": w * float(x) for i, x in enumerate(row)})
@@ -651,6 +654,7 @@ class QuoteDetector(Component):
                 "encoder_weight": self.encoder_weight,
                 "encoder": self.encoder,
                 "quantize": self.quantize,
+                "encoder_max_tokens": self.encoder_max_tokens,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
