@@ -93,6 +93,18 @@ def test_cli_analyze_text_file_prints_a_table(rules_dir, tmp_path, seed_docs):
     assert "article" in result.stdout and "speaker" in result.stdout
 
 
+@pytest.mark.slow
+def test_bundled_accurate_preset_reads_candidate_spans_with_the_encoder_and_finds_the_seed_shoigu_quote(seed_docs):
+    from inference.analyzer import stage_name
+
+    analyzer = load_analyzer("accurate")
+    detector = next(c for c in analyzer.components if stage_name(c) == "quote_detection")
+    assert detector.encoder_weight > 0 and "emb0" in detector.spans_.vectorizer_.vocabulary_
+    doc = analyzer.analyze(seed_docs[2].text, published="2013-11-02")
+    assert any(q.speaker == "shoigu" and q.stance_on("missile_defense") == "against" for q in doc.quotes)
+    assert [m for m in check_document(doc, gold=False) if m.startswith("error")] == []
+
+
 def test_bundled_default_model_loads_from_the_package_and_finds_the_seed_shoigu_quote(seed_docs):
     from inference import load_analyzer as public_load
 
