@@ -94,15 +94,16 @@ def test_cli_analyze_text_file_prints_a_table(rules_dir, tmp_path, seed_docs):
 
 
 @pytest.mark.slow
-def test_bundled_accurate_preset_reads_candidate_spans_with_the_encoder_and_finds_the_seed_shoigu_quote(seed_docs):
-    from inference.analyzer import stage_name
+def test_bundled_accurate_preset_gives_each_document_the_same_answer_alone_or_in_a_batch(seed_docs):
+    from inference.encoder.memo import forget_embeddings
 
     analyzer = load_analyzer("accurate")
-    detector = next(c for c in analyzer.components if stage_name(c) == "quote_detection")
-    assert detector.encoder_weight > 0 and "emb0" in detector.spans_.vectorizer_.vocabulary_
-    doc = analyzer.analyze(seed_docs[2].text, published="2013-11-02")
-    assert any(q.speaker == "shoigu" and q.stance_on("missile_defense") == "against" for q in doc.quotes)
-    assert [m for m in check_document(doc, gold=False) if m.startswith("error")] == []
+    alone = [analyzer.analyze(d.text, published=d.published, lang=d.lang) for d in seed_docs]
+    forget_embeddings()  # the batch must be encoded afresh, not served from what `alone` memoised
+    batched = list(analyzer.analyze_many([Document(doc_id=d.doc_id, lang=d.lang, published=d.published, text=d.text) for d in seed_docs]))
+    assert [d.to_dict()["quotes"] for d in alone] == [d.to_dict()["quotes"] for d in batched]
+    assert any(q.speaker == "shoigu" and q.stance_on("missile_defense") == "against" for q in alone[2].quotes)
+    assert [m for d in alone for m in check_document(d, gold=False) if m.startswith("error")] == []
 
 
 def test_bundled_default_model_loads_from_the_package_and_finds_the_seed_shoigu_quote(seed_docs):

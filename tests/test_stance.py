@@ -128,3 +128,34 @@ def test_model_reads_texts_with_the_lexicon_it_was_fitted_with(seed_docs, tmp_pa
     state.write_text(json.dumps(meta))
     with pytest.raises(ModelFileError, match="lexicon"):
         StanceClassifier.load(tmp_path / "stance")
+
+
+def test_int8_encoder_labels_a_document_the_same_whatever_else_is_in_its_batch(seed_docs, tiny_encoder):
+    import numpy as np
+
+    from inference.encoder.memo import embed, forget_embeddings
+
+    first = [seed_docs[0].quote_text(q) for q in seed_docs[0].quotes]
+    second = [seed_docs[1].quote_text(q) for q in seed_docs[1].quotes]
+    forget_embeddings()
+    alone = embed(first, str(tiny_encoder), "int8", groups=[0] * len(first))
+    forget_embeddings()
+    together = embed(first + second, str(tiny_encoder), "int8", groups=[0] * len(first) + [1] * len(second))
+    assert np.array_equal(alone, together[: len(first)])
+
+    model = StanceClassifier(backend="accurate", encoder=str(tiny_encoder), quantize="int8", char_ngrams=False)
+    model.fit(seed_docs[2:])
+
+    def labels(docs):
+        return [[(s.topic, s.stance, s.confidence) for q in d.quotes for s in q.stances] for d in docs]
+
+    def blank(doc):
+        out = copy.deepcopy(doc)
+        for q in out.quotes:
+            q.stances = []
+        return out
+
+    forget_embeddings()
+    one_by_one = [labels(model.pipe([blank(d)]))[0] for d in seed_docs[:2]]
+    forget_embeddings()
+    assert labels(model.pipe([blank(d) for d in seed_docs[:2]])) == one_by_one

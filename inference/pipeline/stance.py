@@ -173,15 +173,17 @@ class StanceClassifier(Component):
         contexts = [quote_context(d, q, self.context_chars) for d, q in items]
         return contents, contexts
 
-    def _embed(self, texts: list[str]) -> np.ndarray:
+    def _embed(self, texts: list[str], groups: list | None = None) -> np.ndarray:
         from inference.encoder.memo import embed  # imports torch: only presets that embed pay for it
 
-        return embed(texts, self.encoder, self.quantize)
+        return embed(texts, self.encoder, self.quantize, groups=groups)
 
     def _uses_char_ngrams(self) -> bool:
         return self.backend == "fast" if self.char_ngrams is None else bool(self.char_ngrams)
 
-    def _text_features(self, contents: list[str], contexts: list[str], fit: bool) -> sparse.csr_matrix:
+    def _text_features(
+        self, contents: list[str], contexts: list[str], fit: bool, groups: list | None = None
+    ) -> sparse.csr_matrix:
         """Character n-grams (fast: in-language wording) and/or encoder embeddings (accurate:
         carries across languages); `char_ngrams` adds the former to the accurate backend."""
         if self.backend not in ("fast", "accurate"):
@@ -202,7 +204,7 @@ class StanceClassifier(Component):
             both = char_ngrams.transform(self.vectorizer_, contents + contexts, self._ngram_index())
             parts += [both[: len(contents)], 0.5 * both[len(contents) :]]
         if self.backend == "accurate":
-            emb = self._embed(contents + contexts)
+            emb = self._embed(contents + contexts, None if groups is None else groups + groups)
             parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
         return sparse.hstack(parts).tocsr()
 
@@ -271,7 +273,7 @@ class StanceClassifier(Component):
         self.lexicon_ = stance_lexicon()
         topics = list(default_registry().topics)
         contents, contexts = self._texts(items)
-        base = self._text_features(contents, contexts, fit=True)
+        base = self._text_features(contents, contexts, fit=True, groups=[id(doc) for doc, _ in items])
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         y_topic = np.array([[int(q.stance_on(t) is not None) for t in topics] for _, q in items])
@@ -351,7 +353,7 @@ class StanceClassifier(Component):
             for (_, q), st in zip(items, self.finetune_.predict(items)):
                 q.stances = st
             return docs
-        base = self._text_features(contents, contexts, fit=False)
+        base = self._text_features(contents, contexts, fit=False, groups=[id(doc) for doc, _ in items])
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         if x_topic.shape[1] != self.topic_model_.n_features_in_:
