@@ -27,6 +27,7 @@ from inference.pipeline.lexicon import (
     TextIndex,
     capitalised_names,
     count_tokens,
+    find_terms,
     is_word_char,
     load_lexicon,
     strip_span,
@@ -155,6 +156,8 @@ class _Context:
     name_set: frozenset[str] = frozenset()
     persons: list[tuple[int, int]] = field(default_factory=list)
     comps: ComplementizerIndex | None = None
+    collective: list[tuple[int, int]] = field(default_factory=list)
+    """Groups and institutions (the two ministries, both sides): speakers the registry does not name."""
     clauses: list[int] = field(default_factory=list)
     """Positions of the clause punctuation, ascending."""
 
@@ -233,6 +236,23 @@ def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
     return False
 
 
+_ADJACENT_CHARS = 12
+_ADJACENCY_KEYS = ("speaker_right_before_cue", "speaker_right_after_cue")
+_GAP_BREAKS = frozenset(TERMINAL) | frozenset("\n,;:،、，；：「」“”\"«»")
+
+
+def _same_clause_gap(text: str, lo: int, hi: int) -> bool:
+    """`text[lo:hi]` is short (spaces aside) and holds no clause or sentence break."""
+    gap = text[lo:hi]
+    return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in _GAP_BREAKS for ch in gap)
+
+
+def _near_in_sentence(text: str, lo: int, hi: int) -> bool:
+    """`text[lo:hi]` is short (spaces aside) and holds no sentence break; a comma may stand there."""
+    gap = text[lo:hi]
+    return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in TERMINAL or ch == "\n" for ch in gap)
+
+
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
     """Characters from the span to the nearest item before it and after it (window when none)."""
     before, after = window, window
@@ -260,6 +280,7 @@ class QuoteDetector(Component):
         encoder: str | None = None,
         quantize: str | None = None,
         encoder_max_tokens: int = 256,
+        speaker_adjacency: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -270,6 +291,7 @@ class QuoteDetector(Component):
         self.encoder = encoder
         self.quantize = quantize
         self.encoder_max_tokens = encoder_max_tokens
+        self.speaker_adjacency = speaker_adjacency
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
         self.lang_filters_: dict[str, LinearScorer] = {}
@@ -288,6 +310,7 @@ class QuoteDetector(Component):
             names=names,
             name_set=_term_set(terms),
             persons=names + capitalised_names(text) + lex.find_pronouns(text),
+            collective=find_terms(text, lex.collective, lex.word_boundaries, lex.inflected) if self.speaker_adjacency else [],
             comps=ComplementizerIndex(lex, text),
             clauses=[m.start() for m in _CLAUSE_MARK.finditer(text)],
         )
@@ -433,7 +456,40 @@ class QuoteDetector(Component):
             "mark_after_cue": float(any(0 <= p.open - ce <= 4 for p in direct)),
             "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
             "cue_len": _log(ce - cs),
+            **(self._adjacency(ctx, cue) if self.speaker_adjacency else {}),
         }
+
+    def _speaker_outside(self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int]) -> float:
+        """A speaker-like mention right outside the cue-and-content unit: before the cue when the
+        content follows it ("Lavrov stressed [that ...]"), before the content or right after the
+        cue when the content comes first ("外相は、[...]と語った", "[...], said the ministry")."""
+        text = ctx.doc.text
+        (cs, ce), (s, e) = cue, span
+        back = e <= cs
+        for ms, me in [*ctx.persons, *ctx.collective]:
+            if not back and me <= cs and _same_clause_gap(text, me, cs):
+                return 1.0
+            if back and me <= s and _near_in_sentence(text, me, s):
+                return 1.0
+            if back and ms >= ce and _same_clause_gap(text, ce, ms):
+                return 1.0
+        return 0.0
+
+    def _adjacency(self, ctx: _Context, cue: tuple[int, int]) -> dict:
+        """Whether a speaker-like mention (a name, title, pronoun or group) stands right before
+        or right after the cue, with only a few characters of the same clause between: a cue word
+        used as a reporting verb has its speaker next to it ("Lavrov stressed", "と、外相は語った",
+        "said the two ministries"), the same word used as a noun ("signed a declaration", "the
+        threats") does not."""
+        text = ctx.doc.text
+        cs, ce = cue
+        before = after = 0.0
+        for ms, me in [*ctx.persons, *ctx.collective]:
+            if me <= cs and _same_clause_gap(text, me, cs):
+                before = 1.0
+            if ms >= ce and _same_clause_gap(text, ce, ms):
+                after = 1.0
+        return {"speaker_right_before_cue": before, "speaker_right_after_cue": after}
 
     def _near_cue(
         self, ctx: _Context, cue: tuple[int, int], spans: list[tuple[int, int]], direct: list[MarkPair]
@@ -488,6 +544,8 @@ class QuoteDetector(Component):
             "cue_len": cue_feats["cue_len"],
             "direct_closes_before_cue_in_sentence": cue_feats["direct_closes_before_cue_in_sentence"],
             "direct_opens_after_cue_in_sentence": cue_feats["direct_opens_after_cue_in_sentence"],
+            **{k: cue_feats[k] for k in _ADJACENCY_KEYS if k in cue_feats},
+            **({"speaker_outside": self._speaker_outside(ctx, cue, span)} if self.speaker_adjacency else {}),
             "name_opposite_side": near.name_after_cue if back else near.name_before_cue,
             "name_between": name_between,
             "name_in_span_near_cue": name_in_near,
@@ -655,6 +713,7 @@ class QuoteDetector(Component):
                 "encoder": self.encoder,
                 "quantize": self.quantize,
                 "encoder_max_tokens": self.encoder_max_tokens,
+                "speaker_adjacency": self.speaker_adjacency,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
