@@ -265,3 +265,19 @@ def test_without_speaker_adjacency_the_features_are_absent_so_older_models_score
     doc = next(d for d in seed_docs if d.doc_id == "seed-003")
     _, _, _, _, feats = QuoteDetector()._candidates(_raw(doc))
     assert feats and not any("speaker_outside" in f or "speaker_right_before_cue" in f for f in feats)
+
+
+def test_scare_quotes_the_filter_rejects_do_not_count_as_a_direct_quote_beside_the_cue(seed_docs):
+    """seed-004: …「平和条約を締結」することに「非常に強い意欲」を示したと、安倍晋三・日本首相は語った。
+    The two marked phrases are scare quotes, not a direct quote that 語った reports; with
+    `filtered_marks` the span features see only the pairs the fitted mark filter accepts."""
+    held = next(d for d in seed_docs if d.doc_id == "seed-004")
+    train = [d for d in seed_docs if d.doc_id != "seed-004"]
+    cue_at = held.text.index("と、安倍晋三・日本首相は語った") + len("と、安倍晋三・日本首相は")
+
+    def closes_before(det: QuoteDetector) -> set[float]:
+        _, _, _, spans, feats = det._candidates(_raw(held))
+        return {f["direct_closes_before_cue_in_sentence"] for (cue, _), f in zip(spans, feats) if cue[0] == cue_at}
+
+    assert closes_before(QuoteDetector().fit(train)) == {1.0}
+    assert closes_before(QuoteDetector(filtered_marks=True).fit(train)) == {0.0}

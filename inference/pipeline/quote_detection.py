@@ -236,6 +236,7 @@ def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
     return False
 
 
+_MARK_FOLDS = 5
 _ADJACENT_CHARS = 12
 _ADJACENCY_KEYS = ("speaker_right_before_cue", "speaker_right_after_cue")
 _GAP_BREAKS = frozenset(TERMINAL) | frozenset("\n,;:،、，；：「」“”\"«»")
@@ -281,6 +282,7 @@ class QuoteDetector(Component):
         quantize: str | None = None,
         encoder_max_tokens: int = 256,
         speaker_adjacency: bool = False,
+        filtered_marks: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -292,6 +294,7 @@ class QuoteDetector(Component):
         self.quantize = quantize
         self.encoder_max_tokens = encoder_max_tokens
         self.speaker_adjacency = speaker_adjacency
+        self.filtered_marks = filtered_marks
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
         self.lang_filters_: dict[str, LinearScorer] = {}
@@ -567,10 +570,32 @@ class QuoteDetector(Component):
             return 0.55
         return 0.0
 
-    def _candidates(self, doc: Document) -> tuple[_Context, list[MarkPair], list[dict], list[tuple], list[dict]]:
+    def _candidates(
+        self, doc: Document, span_pairs: list[MarkPair] | None = None
+    ) -> tuple[_Context, list[MarkPair], list[dict], list[tuple], list[dict]]:
+        """Mark pairs with their features, and cue-span candidates with theirs. The span features
+        that look at quotation marks see `span_pairs`: by default every pair, or with
+        `filtered_marks` the pairs the fitted mark filter accepts."""
+        ctx, pairs, mark_feats = self._marks(doc)
+        if span_pairs is None:
+            span_pairs = self._pairs_for_spans(pairs, mark_feats, doc.lang)
+        span_cands, span_feats = self._spans(ctx, span_pairs)
+        return ctx, pairs, mark_feats, span_cands, span_feats
+
+    def _marks(self, doc: Document) -> tuple[_Context, list[MarkPair], list[dict]]:
         ctx = self._context(doc)
         pairs = [p for p in scan_marks(doc.text) if p.content[1] > p.content[0]]
-        mark_feats = [self._mark_features(ctx, p) for p in pairs]
+        return ctx, pairs, [self._mark_features(ctx, p) for p in pairs]
+
+    def _pairs_for_spans(self, pairs: list[MarkPair], mark_feats: list[dict], lang: str | None) -> list[MarkPair]:
+        """With `filtered_marks`, only the pairs the mark filter accepts: a scare-quoted phrase
+        (「平和条約を締結」することに…を示した) is no direct quote, so it must not make the cue
+        beside it look like the cue of one."""
+        if not self.filtered_marks or not self.learned or self.filter_ is None or not self.filter_.fitted:
+            return pairs
+        return [p for p, prob in zip(pairs, self._score_marks(mark_feats, lang), strict=True) if prob >= self.threshold]
+
+    def _spans(self, ctx: _Context, pairs: list[MarkPair]) -> tuple[list[tuple], list[dict]]:
         span_cands, span_feats = [], []
         for cue in ctx.cues:
             candidates = self._span_candidates(ctx, cue)
@@ -582,8 +607,8 @@ class QuoteDetector(Component):
                 span_cands.append((cue, span))
                 span_feats.append(self._span_features(ctx, cue, span, base, near, cue_feats))
         if self.encoder_weight and span_cands:
-            self._add_span_embeddings(doc.text, span_cands, span_feats)
-        return ctx, pairs, mark_feats, span_cands, span_feats
+            self._add_span_embeddings(ctx.doc.text, span_cands, span_feats)
+        return span_cands, span_feats
 
     def _add_span_embeddings(self, text: str, span_cands: list[tuple], span_feats: list[dict]) -> None:
         """The candidate's text through the multilingual encoder, scaled by `encoder_weight`:
@@ -602,13 +627,19 @@ class QuoteDetector(Component):
     def fit(self, docs: list[Document]) -> QuoteDetector:
         if not self.learned:
             return self
-        mx, my, sx, sy, m_lang, s_lang = [], [], [], [], [], []
-        for doc in docs:
-            _, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
-            direct = {q.content for q in doc.quotes if q.kind == "direct"}
-            reported = [q for q in doc.quotes if q.kind != "direct"]
+        marks = [self._marks(doc) for doc in docs]
+        gold_direct = [{q.content for q in doc.quotes if q.kind == "direct"} for doc in docs]
+        mx, my, m_lang = [], [], []
+        for doc, (_, pairs, mark_feats), direct in zip(docs, marks, gold_direct, strict=True):
             mx.extend(mark_feats)
             my.extend(int(p.content in direct) for p in pairs)
+            m_lang.extend([doc.lang] * len(pairs))
+        self.filter_ = LinearScorer(C=self.C).fit(mx, my)
+        span_pairs = self._held_out_accepted(marks, gold_direct) if self.filtered_marks else [pairs for _, pairs, _ in marks]
+        sx, sy, s_lang = [], [], []
+        for doc, (ctx, _, _), accepted in zip(docs, marks, span_pairs, strict=True):
+            span_cands, span_feats = self._spans(ctx, accepted)
+            reported = [q for q in doc.quotes if q.kind != "direct"]
             best: dict[tuple[int, int], tuple[float, int]] = {}
             for k, (cue, span) in enumerate(span_cands):
                 iou = max((_iou(span, q.content) for q in reported if _overlap(cue, q.cue)), default=0.0)
@@ -617,14 +648,34 @@ class QuoteDetector(Component):
             positives = {k for _, k in best.values()}
             sx.extend(span_feats)
             sy.extend(int(k in positives) for k in range(len(span_cands)))
-            m_lang.extend([doc.lang] * len(pairs))
             s_lang.extend([doc.lang] * len(span_cands))
-        self.filter_ = LinearScorer(C=self.C).fit(mx, my)
         self.spans_ = LinearScorer(C=self.C).fit(sx, sy)
         if self.language_features:
             self.lang_filters_ = self._per_language(mx, my, m_lang)
             self.lang_spans_ = self._per_language(sx, sy, s_lang)
         return self
+
+    def _held_out_accepted(
+        self, marks: list[tuple[_Context, list[MarkPair], list[dict]]], gold_direct: list[set]
+    ) -> list[list[MarkPair]]:
+        """Each training document's pairs as a mark filter that never saw it accepts them (5 folds
+        by document): the span scorer then learns from the same kind of filtered pairs it gets
+        at prediction time, not from the in-sample filter's nearly perfect ones."""
+        n = len(marks)
+        if n < 2:
+            return [self._pairs_for_spans(pairs, feats, ctx.doc.lang) for ctx, pairs, feats in marks]
+        out: list[list[MarkPair]] = [[] for _ in marks]
+        folds = min(_MARK_FOLDS, n)
+        for k in range(folds):
+            train = [i for i in range(n) if i % folds != k]
+            x = [f for i in train for f in marks[i][2]]
+            y = [int(p.content in gold_direct[i]) for i in train for p in marks[i][1]]
+            scorer = LinearScorer(C=self.C).fit(x, y)
+            for i in range(k, n, folds):
+                _, pairs, feats = marks[i]
+                probs = scorer.predict_proba(feats) if scorer.fitted and feats else [self._rule_mark(f) for f in feats]
+                out[i] = [p for p, prob in zip(pairs, probs, strict=True) if prob >= self.threshold]
+        return out
 
     def _per_language(self, X: list[dict], y: list[int], langs: list[str | None]) -> dict[str, LinearScorer]:
         """Scorers for the languages seen in training: marks and cues behave differently per
@@ -714,6 +765,7 @@ class QuoteDetector(Component):
                 "quantize": self.quantize,
                 "encoder_max_tokens": self.encoder_max_tokens,
                 "speaker_adjacency": self.speaker_adjacency,
+                "filtered_marks": self.filtered_marks,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
