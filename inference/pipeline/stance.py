@@ -121,6 +121,7 @@ class StanceClassifier(Component):
         quantize: str | None = None,
         threshold_folds: int = 0,
         doc_topic_weight: float = 0.0,
+        context_polarity: float = 0.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -135,6 +136,7 @@ class StanceClassifier(Component):
         self.quantize = quantize
         self.threshold_folds = threshold_folds
         self.doc_topic_weight = doc_topic_weight
+        self.context_polarity = context_polarity
 
     def get_params(self) -> dict:
         return {
@@ -151,6 +153,7 @@ class StanceClassifier(Component):
             "quantize": self.quantize,
             "threshold_folds": self.threshold_folds,
             "doc_topic_weight": self.doc_topic_weight,
+            "context_polarity": self.context_polarity,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -221,12 +224,14 @@ class StanceClassifier(Component):
     def _lex_features(self, items, contents, contexts) -> np.ndarray:
         topics, polarity = self._lexicon()
         if not items:
-            width = len(topics.names) * (3 if self.doc_topic_weight else 2) + len(polarity.names)
+            width = len(topics.names) * (3 if self.doc_topic_weight else 2) + len(polarity.names) * (2 if self.context_polarity else 1)
             return np.zeros((0, width), np.float32)
         langs = [doc.lang for doc, _ in items]
         parts = [np.log1p(topics.count_many(contents, langs)), 0.5 * np.log1p(topics.count_many(contexts, langs))]
         if self.doc_topic_weight:
             parts.append(self.doc_topic_weight * self._doc_topic_profile(items))
+        if self.context_polarity:
+            parts.append(self.context_polarity * np.log1p(polarity.count_many(contexts, langs)))
         return np.hstack([*parts, np.log1p(polarity.count_many(contents, langs))])
 
     def _doc_topic_profile(self, items) -> np.ndarray:
