@@ -156,8 +156,10 @@ class _Context:
     name_set: frozenset[str] = frozenset()
     persons: list[tuple[int, int]] = field(default_factory=list)
     comps: ComplementizerIndex | None = None
-    collective: list[tuple[int, int]] = field(default_factory=list)
-    """Groups and institutions (the two ministries, both sides): speakers the registry does not name."""
+    speaker_starts: list[int] = field(default_factory=list)
+    speaker_ends: list[int] = field(default_factory=list)
+    """Sorted starts and ends of the speaker-like mentions (persons plus groups such as "the two
+    ministries"), for the adjacency tests; empty unless `speaker_adjacency`."""
     clauses: list[int] = field(default_factory=list)
     """Positions of the clause punctuation, ascending."""
 
@@ -238,6 +240,8 @@ def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
 
 _MARK_FOLDS = 5
 _ADJACENT_CHARS = 12
+_ADJACENT_WINDOW = 48
+"""How far (in characters, spaces included) a mention may lie from the cue and still be tested."""
 _ADJACENCY_KEYS = ("speaker_right_before_cue", "speaker_right_after_cue")
 _GAP_BREAKS = frozenset(TERMINAL) | frozenset("\n,;:،、，；：「」“”\"«»")
 
@@ -246,6 +250,22 @@ def _same_clause_gap(text: str, lo: int, hi: int) -> bool:
     """`text[lo:hi]` is short (spaces aside) and holds no clause or sentence break."""
     gap = text[lo:hi]
     return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in _GAP_BREAKS for ch in gap)
+
+
+def _mention_ends_before(ctx: _Context, pos: int, gap_ok) -> bool:
+    """Some speaker-like mention ends at most `_ADJACENT_WINDOW` characters before `pos`, with a
+    gap `gap_ok` accepts."""
+    ends = ctx.speaker_ends
+    lo = bisect.bisect_left(ends, pos - _ADJACENT_WINDOW)
+    hi = bisect.bisect_right(ends, pos)
+    return any(gap_ok(ctx.doc.text, me, pos) for me in ends[lo:hi])
+
+
+def _mention_starts_after(ctx: _Context, pos: int) -> bool:
+    starts = ctx.speaker_starts
+    lo = bisect.bisect_left(starts, pos)
+    hi = bisect.bisect_right(starts, pos + _ADJACENT_WINDOW)
+    return any(_same_clause_gap(ctx.doc.text, pos, ms) for ms in starts[lo:hi])
 
 
 def _near_in_sentence(text: str, lo: int, hi: int) -> bool:
@@ -305,6 +325,8 @@ class QuoteDetector(Component):
         lex = load_lexicon(doc.lang)
         terms = default_registry().all_terms
         names = lex.find_names(text, terms)
+        persons = names + capitalised_names(text) + lex.find_pronouns(text)
+        speakers = persons + find_terms(text, lex.collective, lex.word_boundaries, lex.inflected) if self.speaker_adjacency else []
         return _Context(
             doc=doc,
             lex=lex,
@@ -312,10 +334,11 @@ class QuoteDetector(Component):
             cues=lex.find_cues(text),
             names=names,
             name_set=_term_set(terms),
-            persons=names + capitalised_names(text) + lex.find_pronouns(text),
-            collective=find_terms(text, lex.collective, lex.word_boundaries, lex.inflected) if self.speaker_adjacency else [],
+            persons=persons,
             comps=ComplementizerIndex(lex, text),
             clauses=[m.start() for m in _CLAUSE_MARK.finditer(text)],
+            speaker_starts=sorted(s for s, _ in speakers),
+            speaker_ends=sorted(e for _, e in speakers),
         )
 
     def _mark_features(self, ctx: _Context, pair: MarkPair) -> dict:
@@ -466,17 +489,10 @@ class QuoteDetector(Component):
         """A speaker-like mention right outside the cue-and-content unit: before the cue when the
         content follows it ("Lavrov stressed [that ...]"), before the content or right after the
         cue when the content comes first ("外相は、[...]と語った", "[...], said the ministry")."""
-        text = ctx.doc.text
         (cs, ce), (s, e) = cue, span
-        back = e <= cs
-        for ms, me in [*ctx.persons, *ctx.collective]:
-            if not back and me <= cs and _same_clause_gap(text, me, cs):
-                return 1.0
-            if back and me <= s and _near_in_sentence(text, me, s):
-                return 1.0
-            if back and ms >= ce and _same_clause_gap(text, ce, ms):
-                return 1.0
-        return 0.0
+        if e > cs:
+            return float(_mention_ends_before(ctx, cs, _same_clause_gap))
+        return float(_mention_ends_before(ctx, s, _near_in_sentence) or _mention_starts_after(ctx, ce))
 
     def _adjacency(self, ctx: _Context, cue: tuple[int, int]) -> dict:
         """Whether a speaker-like mention (a name, title, pronoun or group) stands right before
@@ -484,15 +500,11 @@ class QuoteDetector(Component):
         used as a reporting verb has its speaker next to it ("Lavrov stressed", "と、外相は語った",
         "said the two ministries"), the same word used as a noun ("signed a declaration", "the
         threats") does not."""
-        text = ctx.doc.text
         cs, ce = cue
-        before = after = 0.0
-        for ms, me in [*ctx.persons, *ctx.collective]:
-            if me <= cs and _same_clause_gap(text, me, cs):
-                before = 1.0
-            if ms >= ce and _same_clause_gap(text, ce, ms):
-                after = 1.0
-        return {"speaker_right_before_cue": before, "speaker_right_after_cue": after}
+        return {
+            "speaker_right_before_cue": float(_mention_ends_before(ctx, cs, _same_clause_gap)),
+            "speaker_right_after_cue": float(_mention_starts_after(ctx, ce)),
+        }
 
     def _near_cue(
         self, ctx: _Context, cue: tuple[int, int], spans: list[tuple[int, int]], direct: list[MarkPair]
@@ -591,9 +603,12 @@ class QuoteDetector(Component):
         """With `filtered_marks`, only the pairs the mark filter accepts: a scare-quoted phrase
         (「平和条約を締結」することに…を示した) is no direct quote, so it must not make the cue
         beside it look like the cue of one."""
-        if not self.filtered_marks or not self.learned or self.filter_ is None or not self.filter_.fitted:
+        if not self._filters_marks():
             return pairs
         return [p for p, prob in zip(pairs, self._score_marks(mark_feats, lang), strict=True) if prob >= self.threshold]
+
+    def _filters_marks(self) -> bool:
+        return bool(self.filtered_marks and self.learned and self.filter_ is not None and self.filter_.fitted)
 
     def _spans(self, ctx: _Context, pairs: list[MarkPair]) -> tuple[list[tuple], list[dict]]:
         span_cands, span_feats = [], []
@@ -700,9 +715,11 @@ class QuoteDetector(Component):
         return [self._rule_span(f) for f in feats]
 
     def __call__(self, doc: Document) -> Document:
-        ctx, pairs, mark_feats, span_cands, span_feats = self._candidates(doc)
+        ctx, pairs, mark_feats = self._marks(doc)
         text = doc.text
         mark_p = self._score_marks(mark_feats, doc.lang)
+        span_pairs = [p for p, prob in zip(pairs, mark_p, strict=True) if prob >= self.threshold] if self._filters_marks() else pairs
+        span_cands, span_feats = self._spans(ctx, span_pairs)
         direct = [
             (p, prob)
             for p, prob in zip(pairs, mark_p, strict=True)
