@@ -159,3 +159,28 @@ def test_int8_encoder_labels_a_document_the_same_whatever_else_is_in_its_batch(s
     one_by_one = [labels(model.pipe([blank(d)]))[0] for d in seed_docs[:2]]
     forget_embeddings()
     assert labels(model.pipe([blank(d) for d in seed_docs[:2]])) == one_by_one
+
+
+def test_context_polarity_adds_the_context_windows_counts_and_keeps_the_quotes_own_last(seed_docs, tmp_path):
+    """The cue verb (warned, expressed concern) sits beside the quote, not in it: `context_polarity`
+    adds the polarity counts of the context window, while the last columns stay the quote's own,
+    which the topic x polarity features read."""
+    import numpy as np
+
+    doc = seed_docs[0]
+    items = [(doc, q) for q in doc.quotes]
+    plain, with_context = StanceClassifier(backend="fast"), StanceClassifier(backend="fast", context_polarity=0.5)
+    contents, contexts = plain._texts(items)
+    a = plain._lex_features(items, contents, contexts)
+    b = with_context._lex_features(items, contents, contexts)
+    _, polarity = with_context._lexicon()
+    n_pol = len(polarity.names)
+    assert b.shape[1] == a.shape[1] + n_pol
+    assert np.array_equal(a[:, -n_pol:], b[:, -n_pol:])
+    added = b[:, -2 * n_pol : -n_pol]
+    assert np.allclose(added, 0.5 * np.log1p(polarity.count_many(contexts, [doc.lang] * len(items))))
+    assert (added.sum(axis=1) >= 0.5 * np.log1p(polarity.count_many(contents, [doc.lang] * len(items))).sum(axis=1)).all()
+    assert with_context._lex_features([], [], []).shape[1] == b.shape[1]
+    fitted = with_context.fit([d for d in seed_docs if d.doc_id != "seed-000"])
+    fitted.save(tmp_path / "stance")
+    assert StanceClassifier.load(tmp_path / "stance")(_strip(doc)).to_dict() == fitted(_strip(doc)).to_dict()
