@@ -38,3 +38,21 @@ def test_one_and_two_process_runs_analyze_every_document_and_time_every_stage():
         }
     )
     assert "| fast | 40 | 1 x 1 |" in table and "| fast | quote_detection |" in table
+
+
+def test_timing_the_fast_preset_does_not_load_the_encoder_runtime():
+    """The benchmark empties the embedding memo between stages; for fast, which never embeds,
+    that must not import torch (it added about 180 MB to fast's measured memory)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys\n"
+        "from training.bench import StageClock\n"
+        "from inference import load_analyzer\n"
+        "a = load_analyzer('fast'); StageClock(a)\n"
+        "a.analyze('Lavrov said the talks were useful.', lang='en')\n"
+        "assert 'torch' not in sys.modules, 'torch was imported'\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
