@@ -125,3 +125,16 @@ def test_language_rankers_serve_seen_languages_and_survive_save_load(seed_docs, 
         assert loaded(_gold_spans(doc)).to_dict() == attributor(_gold_spans(doc)).to_dict()
     japanese = attributor(_gold_spans(seed_docs[4]))
     assert {q.speaker for q in japanese.quotes} >= {"shoigu", "lavrov"}
+
+
+def test_a_lone_proclitic_before_the_cue_is_no_speaker_mention(seed_docs):
+    """seed-001: "… . ولفت الى ان …" — with the gold cue لفت الى, the words before it are only the
+    conjunction و; the run of words back to the full stop must not become a mention " و" (a
+    space and a one-letter clitic), which the ranker then took for an unnamed speaker."""
+    doc = next(d for d in seed_docs if d.doc_id == "seed-001")
+    gold = next(q for q in doc.quotes if q.cue and doc.text[q.cue[0] : q.cue[1]] == "لفت الى")
+    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+    one.quotes = [gold.model_copy(update={"mention": None, "speaker": None, "stances": []})]
+    groups, _, _ = SpeakerAttributor(learned=False)._groups(one)
+    spans = [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+    assert spans and all(s == s.strip() and len(s) >= 2 for s in spans)

@@ -269,6 +269,8 @@ class SpeakerAttributor(Component):
                 if words >= GENERIC_WORDS:
                     break
             start -= 1
+        while start < end and text[start].isspace():
+            start += 1
         if end - start >= 2:
             out.append(((start, end), "generic"))
         k = ce
