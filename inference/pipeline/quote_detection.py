@@ -243,35 +243,31 @@ _ADJACENT_CHARS = 12
 _ADJACENT_WINDOW = 48
 """How far (in characters, spaces included) a mention may lie from the cue and still be tested."""
 _ADJACENCY_KEYS = ("speaker_right_before_cue", "speaker_right_after_cue")
-_GAP_BREAKS = frozenset(TERMINAL) | frozenset("\n,;:،、，；：「」“”\"«»")
+_SENTENCE_BREAKS = frozenset(TERMINAL) | frozenset("\n")
+_CLAUSE_BREAKS = _SENTENCE_BREAKS | frozenset(",;:،、，；：「」“”\"«»")
 
 
-def _same_clause_gap(text: str, lo: int, hi: int) -> bool:
-    """`text[lo:hi]` is short (spaces aside) and holds no clause or sentence break."""
+def _short_gap(text: str, lo: int, hi: int, breaks: frozenset[str] = _CLAUSE_BREAKS) -> bool:
+    """`text[lo:hi]` is short (spaces aside) and holds none of `breaks` (by default clause and
+    sentence breaks; `_SENTENCE_BREAKS` lets a comma stand there)."""
     gap = text[lo:hi]
-    return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in _GAP_BREAKS for ch in gap)
+    return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in breaks for ch in gap)
 
 
-def _mention_ends_before(ctx: _Context, pos: int, gap_ok) -> bool:
+def _mention_ends_before(ctx: _Context, pos: int, breaks: frozenset[str] = _CLAUSE_BREAKS) -> bool:
     """Some speaker-like mention ends at most `_ADJACENT_WINDOW` characters before `pos`, with a
-    gap `gap_ok` accepts."""
+    short gap free of `breaks`."""
     ends = ctx.speaker_ends
     lo = bisect.bisect_left(ends, pos - _ADJACENT_WINDOW)
     hi = bisect.bisect_right(ends, pos)
-    return any(gap_ok(ctx.doc.text, me, pos) for me in ends[lo:hi])
+    return any(_short_gap(ctx.doc.text, me, pos, breaks) for me in ends[lo:hi])
 
 
 def _mention_starts_after(ctx: _Context, pos: int) -> bool:
     starts = ctx.speaker_starts
     lo = bisect.bisect_left(starts, pos)
     hi = bisect.bisect_right(starts, pos + _ADJACENT_WINDOW)
-    return any(_same_clause_gap(ctx.doc.text, pos, ms) for ms in starts[lo:hi])
-
-
-def _near_in_sentence(text: str, lo: int, hi: int) -> bool:
-    """`text[lo:hi]` is short (spaces aside) and holds no sentence break; a comma may stand there."""
-    gap = text[lo:hi]
-    return len(gap.replace(" ", "")) <= _ADJACENT_CHARS and not any(ch in TERMINAL or ch == "\n" for ch in gap)
+    return any(_short_gap(ctx.doc.text, pos, ms) for ms in starts[lo:hi])
 
 
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
@@ -491,8 +487,8 @@ class QuoteDetector(Component):
         cue when the content comes first ("外相は、[...]と語った", "[...], said the ministry")."""
         (cs, ce), (s, e) = cue, span
         if e > cs:
-            return float(_mention_ends_before(ctx, cs, _same_clause_gap))
-        return float(_mention_ends_before(ctx, s, _near_in_sentence) or _mention_starts_after(ctx, ce))
+            return float(_mention_ends_before(ctx, cs))
+        return float(_mention_ends_before(ctx, s, _SENTENCE_BREAKS) or _mention_starts_after(ctx, ce))
 
     def _adjacency(self, ctx: _Context, cue: tuple[int, int]) -> dict:
         """Whether a speaker-like mention (a name, title, pronoun or group) stands right before
@@ -502,7 +498,7 @@ class QuoteDetector(Component):
         threats") does not."""
         cs, ce = cue
         return {
-            "speaker_right_before_cue": float(_mention_ends_before(ctx, cs, _same_clause_gap)),
+            "speaker_right_before_cue": float(_mention_ends_before(ctx, cs)),
             "speaker_right_after_cue": float(_mention_starts_after(ctx, ce)),
         }
 
