@@ -281,3 +281,33 @@ def test_scare_quotes_the_filter_rejects_do_not_count_as_a_direct_quote_beside_t
 
     assert closes_before(QuoteDetector().fit(train)) == {1.0}
     assert closes_before(QuoteDetector(filtered_marks=True).fit(train)) == {0.0}
+
+
+def test_a_speaker_between_the_content_and_its_cue_is_paired_with_where_the_span_starts(seed_docs):
+    """seed-004: 日本は太平洋地域で…を考慮していると、日本防衛相は会談前にノーボスチ通信に語った。
+    The minister stands between the content and 語った, so the speaker slot after the content
+    is taken and 日本は at the sentence start belongs to the content: `post_speaker` tells the
+    span that starts at the sentence from the one that starts after 日本は."""
+    doc = next(d for d in seed_docs if d.doc_id == "seed-004")
+    det = QuoteDetector(post_speaker=True)
+    _, _, _, spans, feats = det._candidates(_raw(doc))
+    sent = doc.text.index("日本は太平洋地域で")
+    cue_at = doc.text.index("語った", sent)
+    back = {s: f for ((cs, _), (s, e)), f in zip(spans, feats) if cs == cue_at and e <= cs}
+    assert back[sent]["speaker_after_content&start=sent_start"] == 1.0
+    assert back[sent + len("日本は")]["speaker_after_content&start=after_subject"] == 1.0
+    forward = [f for ((cs, _), (s, _)), f in zip(spans, feats) if cs == cue_at and s >= cs]
+    assert not any("speaker_after_content" in f for f in forward)
+
+
+def test_a_proposal_verb_is_flagged_as_a_cue_that_usually_reports_an_act(seed_docs):
+    """seed-004: ロシア政府は…会談を行うことを提案した reports a proposal, an act (GUIDELINES §1);
+    語った reports words. `act_cues` gives the span scorer the lexicon's act_cues list."""
+    doc = next(d for d in seed_docs if d.doc_id == "seed-004")
+    det = QuoteDetector(act_cues=True)
+    _, _, _, spans, feats = det._candidates(_raw(doc))
+    flags = {doc.text[cs:ce]: f["cue_reports_act"] for ((cs, ce), _), f in zip(spans, feats)}
+    assert flags["提案した"] == 1.0
+    assert flags["語った"] == 0.0
+    _, _, _, _, plain = QuoteDetector()._candidates(_raw(doc))
+    assert not any("cue_reports_act" in f for f in plain)

@@ -37,6 +37,13 @@ class Lexicon:
     clitics: tuple[str, ...] = ()
     subject_markers_final: bool = False
     exact_cues: tuple[str, ...] = ()
+    act_cues: tuple[str, ...] = ()
+    """Cues that report an act more often than words (proposed, agreed): GUIDELINES §1 makes
+    them quotes only when the words of the act are given."""
+
+    def is_act_cue(self, cue: str) -> bool:
+        folded = cue.casefold()
+        return any(a.casefold() in folded for a in self.act_cues)
 
     def find_cues(self, text: str) -> list[tuple[int, int]]:
         """Cues by prefix (inflected languages) plus `exact_cues` as whole words; a proclitic
@@ -244,6 +251,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
             lang=lang,
             cues=tuple(_with_capitals(_nfc(raw.get("cues", [])))),
             exact_cues=tuple(_with_capitals(_nfc(raw.get("exact_cues", [])))),
+            act_cues=tuple(_nfc(raw.get("act_cues", []))),
             clitics=tuple(_nfc(raw.get("clitics", []))),
             subject_markers_final=bool(raw.get("subject_markers_final", False)),
             complementizers=tuple(_nfc(raw.get("complementizers", []))),
@@ -260,6 +268,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
         complementizers=(),
         pronouns=(),
         collective=tuple(c for p in parts for c in p.collective),
+        act_cues=tuple(c for p in parts for c in p.act_cues if len(c) > 2),
         subject_markers=(),
         word_boundaries=True,
         inflected=True,

@@ -299,6 +299,8 @@ class QuoteDetector(Component):
         encoder_max_tokens: int = 256,
         speaker_adjacency: bool = False,
         filtered_marks: bool = False,
+        post_speaker: bool = False,
+        act_cues: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -311,6 +313,8 @@ class QuoteDetector(Component):
         self.encoder_max_tokens = encoder_max_tokens
         self.speaker_adjacency = speaker_adjacency
         self.filtered_marks = filtered_marks
+        self.post_speaker = post_speaker
+        self.act_cues = act_cues
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
         self.lang_filters_: dict[str, LinearScorer] = {}
@@ -322,7 +326,7 @@ class QuoteDetector(Component):
         terms = default_registry().all_terms
         names = lex.find_names(text, terms)
         persons = names + capitalised_names(text) + lex.find_pronouns(text)
-        speakers = persons + find_terms(text, lex.collective, lex.word_boundaries, lex.inflected) if self.speaker_adjacency else []
+        speakers = persons + find_terms(text, lex.collective, lex.word_boundaries, lex.inflected) if self.speaker_adjacency or self.post_speaker else []
         return _Context(
             doc=doc,
             lex=lex,
@@ -479,6 +483,7 @@ class QuoteDetector(Component):
             "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
             "cue_len": _log(ce - cs),
             **(self._adjacency(ctx, cue) if self.speaker_adjacency else {}),
+            **({"cue_reports_act": float(ctx.lex.is_act_cue(text[cs:ce]))} if self.act_cues else {}),
         }
 
     def _speaker_outside(self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int]) -> float:
@@ -501,6 +506,21 @@ class QuoteDetector(Component):
             "speaker_right_before_cue": float(_mention_ends_before(ctx, cs)),
             "speaker_right_after_cue": float(_mention_starts_after(ctx, ce)),
         }
+
+    def _post_speaker(self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int], base: dict) -> dict:
+        """A speaker-like mention between the content and a cue that follows it ("[…], the
+        minister said"; "[日本は…を懸念している]と、防衛相は…語った"). The speaker slot after the
+        content is then taken, so a subject at the sentence start belongs to the content: the
+        features pair the test with where the span starts."""
+        (cs, _), (s, e) = cue, span
+        if e > cs:
+            return {}
+        starts = ctx.speaker_starts
+        taken = bisect.bisect_left(starts, e) < bisect.bisect_left(starts, cs)
+        if not taken:
+            return {}
+        kind = next((k for k in base if k.startswith("start=")), "start=other")
+        return {"speaker_after_content": 1.0, f"speaker_after_content&{kind}": 1.0}
 
     def _near_cue(
         self, ctx: _Context, cue: tuple[int, int], spans: list[tuple[int, int]], direct: list[MarkPair]
@@ -557,6 +577,8 @@ class QuoteDetector(Component):
             "direct_opens_after_cue_in_sentence": cue_feats["direct_opens_after_cue_in_sentence"],
             **{k: cue_feats[k] for k in _ADJACENCY_KEYS if k in cue_feats},
             **({"speaker_outside": self._speaker_outside(ctx, cue, span)} if self.speaker_adjacency else {}),
+            **(self._post_speaker(ctx, cue, span, base) if self.post_speaker else {}),
+            **({"cue_reports_act": cue_feats["cue_reports_act"]} if self.act_cues else {}),
             "name_opposite_side": near.name_after_cue if back else near.name_before_cue,
             "name_between": name_between,
             "name_in_span_near_cue": name_in_near,
@@ -779,6 +801,8 @@ class QuoteDetector(Component):
                 "encoder_max_tokens": self.encoder_max_tokens,
                 "speaker_adjacency": self.speaker_adjacency,
                 "filtered_marks": self.filtered_marks,
+                "post_speaker": self.post_speaker,
+                "act_cues": self.act_cues,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
