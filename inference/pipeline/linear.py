@@ -60,6 +60,17 @@ class LinearScorer:
         scores = matrix @ self.model_.coef_.T + self.model_.intercept_
         return expit(scores.reshape(-1))
 
+    def predict_proba_sparse(self, X: list[dict]) -> np.ndarray:
+        """`predict_proba` for rows with a few features out of a large vocabulary (n-gram
+        windows): a sum over each row's own features instead of a dense row per sample."""
+        if not X:
+            return np.zeros(0)
+        index = self.vectorizer_.vocabulary_
+        coef = self.model_.coef_[0]
+        bias = float(self.model_.intercept_[0])
+        scores = [bias + sum(coef[j] * v for name, v in row.items() if (j := index.get(name)) is not None) for row in X]
+        return expit(np.asarray(scores, dtype=np.float64))
+
     def fold(self, prefix: str) -> LinearScorer:
         """The scorer one group of rows sees when fitted with per-group copies of its features
         (`prefix + name` beside `name`, as `group_copies` makes them): a copy always equals its

@@ -301,6 +301,8 @@ class QuoteDetector(Component):
         filtered_marks: bool = False,
         post_speaker: bool = False,
         act_cues: bool = False,
+        cue_context: bool = False,
+        cue_threshold: float = 0.2,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -315,6 +317,9 @@ class QuoteDetector(Component):
         self.filtered_marks = filtered_marks
         self.post_speaker = post_speaker
         self.act_cues = act_cues
+        self.cue_context = cue_context
+        self.cue_threshold = cue_threshold
+        self.cue_sense_: LinearScorer | None = None
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
         self.lang_filters_: dict[str, LinearScorer] = {}
@@ -668,6 +673,10 @@ class QuoteDetector(Component):
             my.extend(int(p.content in direct) for p in pairs)
             m_lang.extend([doc.lang] * len(pairs))
         self.filter_ = LinearScorer(C=self.C).fit(mx, my)
+        if self.cue_context:
+            self._fit_cue_sense(docs, [ctx for ctx, _, _ in marks])
+        else:
+            self.cue_sense_ = None
         span_pairs = self._held_out_accepted(marks, gold_direct) if self.filtered_marks else [pairs for _, pairs, _ in marks]
         sx, sy, s_lang = [], [], []
         for doc, (ctx, _, _), accepted in zip(docs, marks, span_pairs, strict=True):
@@ -687,6 +696,18 @@ class QuoteDetector(Component):
             self.lang_filters_ = self._per_language(mx, my, m_lang)
             self.lang_spans_ = self._per_language(sx, sy, s_lang)
         return self
+
+    def _fit_cue_sense(self, docs: list[Document], contexts: list[_Context]) -> None:
+        """The cue-sense scorer on every cue of the training documents: a cue is positive when
+        it is the cue of a gold quote. It is a separate stage, like the mark filter, so that in a
+        language it never saw it stays silent and the span scorer works as without it."""
+        rows = [_cue_window(ctx, cue) for ctx in contexts for cue in ctx.cues]
+        labels = [
+            int(any(q.cue and _overlap(cue, q.cue) for q in doc.quotes))
+            for doc, ctx in zip(docs, contexts, strict=True)
+            for cue in ctx.cues
+        ]
+        self.cue_sense_ = LinearScorer(C=self.C, class_weight=None).fit(rows, labels, sparse=True)
 
     def _held_out_accepted(
         self, marks: list[tuple[_Context, list[MarkPair], list[dict]]], gold_direct: list[set]
@@ -743,8 +764,11 @@ class QuoteDetector(Component):
             for p, prob in zip(pairs, mark_p, strict=True)
             if prob >= self.threshold and not unpaired_edge_mark(text[p.content[0] : p.content[1]])
         ]
+        senses = _cue_sense(self.cue_sense_, ctx) if self.cue_context and self.cue_sense_ is not None and self.cue_sense_.fitted else {}
         best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
         for (cue, span), prob in zip(span_cands, self._score_spans(span_feats, doc.lang), strict=True):
+            if senses.get(cue, 1.0) < self.cue_threshold:
+                continue
             if prob >= self.span_threshold and (cue not in best or prob > best[cue][0]):
                 best[cue] = (prob, span)
         reported: list[tuple[tuple[int, int], tuple[int, int], float]] = []
@@ -803,11 +827,14 @@ class QuoteDetector(Component):
                 "filtered_marks": self.filtered_marks,
                 "post_speaker": self.post_speaker,
                 "act_cues": self.act_cues,
+                "cue_context": self.cue_context,
+                "cue_threshold": self.cue_threshold,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
             "lang_filters": {lang: sc.to_dict() for lang, sc in self.lang_filters_.items()},
             "lang_spans": {lang: sc.to_dict() for lang, sc in self.lang_spans_.items()},
+            "cue_sense": self.cue_sense_.to_dict() if self.cue_sense_ else None,
         }
         (path / "quote_detector.json").write_text(json.dumps(state), encoding="utf-8")
 
@@ -819,6 +846,7 @@ class QuoteDetector(Component):
         det.spans_ = LinearScorer.from_dict(state["spans"]) if state["spans"] else None
         det.lang_filters_ = _scorers_by_language(state.get("lang_filters", {}))
         det.lang_spans_ = _scorers_by_language(state.get("lang_spans", {}))
+        det.cue_sense_ = LinearScorer.from_dict(state["cue_sense"]) if state.get("cue_sense") else None
         return det
 
 
@@ -826,6 +854,34 @@ def _scorers_by_language(state) -> dict[str, LinearScorer]:
     if not isinstance(state, dict) or not all(isinstance(k, str) and isinstance(v, dict) for k, v in state.items()):
         raise ValueError("per-language scorers must map language codes to scorer states")
     return {lang: LinearScorer.from_dict(d) for lang, d in state.items()}
+
+
+_WINDOW_LENGTHS = (1, 2, 3, 5, 8)
+
+
+def _cue_window(ctx: _Context, cue: tuple[int, int]) -> dict[str, float]:
+    """The cue and the characters right around it, anchored at its edges: "ký [tuyên bố] chung"
+    (signed a declaration) and "Lavrov [tuyên bố] rằng" differ in the words beside the cue,
+    whatever the language's script or word boundaries."""
+    text = ctx.doc.text
+    cs, ce = cue
+    feats = {f"C:{text[cs:ce].casefold()}": 1.0}
+    for k in _WINDOW_LENGTHS:
+        feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
+        feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
+    return feats
+
+
+def _cue_sense(scorer: LinearScorer | None, ctx: _Context) -> dict[tuple[int, int], float]:
+    """Per cue the scorer's probability; cues whose word it never saw are left out (their sense
+    is unknown, as in a language the scorer was not trained on)."""
+    if scorer is None or not ctx.cues:
+        return {}
+    vocab = scorer.vectorizer_.vocabulary_
+    windows = [(cue, _cue_window(ctx, cue)) for cue in ctx.cues]
+    known = [(cue, w) for cue, w in windows if next(iter(w)) in vocab]
+    probs = scorer.predict_proba_sparse([w for _, w in known])
+    return {cue: float(p) for (cue, _), p in zip(known, probs, strict=True)}
 
 
 def _cue_for(ctx: _Context, start: int, end: int) -> tuple[int, int] | None:
