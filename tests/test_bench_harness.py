@@ -9,11 +9,12 @@ from training.bench import STAGES, base_records, markdown, measure, stream
 COMMON = {"preset": "fast", "batch_size": 16, "sample_interval_s": 0.02}
 
 
-def test_corpus_repeats_every_annotated_document_with_its_own_id():
+def test_corpus_repeats_every_annotated_document_with_its_own_id(all_annotation_files):
     records = base_records()
-    assert len(records) == 245
-    docs = list(stream(records, 240, 250))
-    assert [d.doc_id for d in docs[4:6]] == [f"{records[244]['doc_id']}~0", f"{records[0]['doc_id']}~1"]
+    n = sum(len(f.read_text(encoding="utf-8").splitlines()) for f in all_annotation_files)
+    assert len(records) == n
+    docs = list(stream(records, n - 5, n + 5))
+    assert [d.doc_id for d in docs[4:6]] == [f"{records[n - 1]['doc_id']}~0", f"{records[0]['doc_id']}~1"]
     assert docs[5].text == records[0]["text"] and docs[5].lang is None
 
 
