@@ -865,11 +865,16 @@ def _cue_window(ctx: _Context, cue: tuple[int, int]) -> dict[str, float]:
     whatever the language's script or word boundaries."""
     text = ctx.doc.text
     cs, ce = cue
-    feats = {f"C:{text[cs:ce].casefold()}": 1.0}
+    feats = {_cue_word(ctx, cue): 1.0}
     for k in _WINDOW_LENGTHS:
         feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
         feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
     return feats
+
+
+def _cue_word(ctx: _Context, cue: tuple[int, int]) -> str:
+    """The window feature naming the cue word itself."""
+    return f"C:{ctx.doc.text[cue[0] : cue[1]].casefold()}"
 
 
 def _cue_sense(scorer: LinearScorer | None, ctx: _Context) -> dict[tuple[int, int], float]:
@@ -878,10 +883,9 @@ def _cue_sense(scorer: LinearScorer | None, ctx: _Context) -> dict[tuple[int, in
     if scorer is None or not ctx.cues:
         return {}
     vocab = scorer.vectorizer_.vocabulary_
-    windows = [(cue, _cue_window(ctx, cue)) for cue in ctx.cues]
-    known = [(cue, w) for cue, w in windows if next(iter(w)) in vocab]
-    probs = scorer.predict_proba_sparse([w for _, w in known])
-    return {cue: float(p) for (cue, _), p in zip(known, probs, strict=True)}
+    known = [cue for cue in ctx.cues if _cue_word(ctx, cue) in vocab]
+    probs = scorer.predict_proba_sparse([_cue_window(ctx, cue) for cue in known])
+    return {cue: float(p) for cue, p in zip(known, probs, strict=True)}
 
 
 def _cue_for(ctx: _Context, start: int, end: int) -> tuple[int, int] | None:
