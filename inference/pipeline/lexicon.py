@@ -42,8 +42,7 @@ class Lexicon:
     them quotes only when the words of the act are given."""
 
     def is_act_cue(self, cue: str) -> bool:
-        folded = cue.casefold()
-        return any(a.casefold() in folded for a in self.act_cues)
+        return _holds_any(cue, self.act_cues)
 
     def find_cues(self, text: str) -> list[tuple[int, int]]:
         """Cues by prefix (inflected languages) plus `exact_cues` as whole words; a proclitic
@@ -104,8 +103,13 @@ class Lexicon:
 
     def is_collective(self, phrase: str) -> bool:
         """Groups, institutions and anonymous sources (speaker null), case-insensitively."""
-        folded = phrase.casefold()
-        return any(c.casefold() in folded for c in self.collective)
+        return _holds_any(phrase, self.collective)
+
+
+def _holds_any(phrase: str, terms: tuple[str, ...]) -> bool:
+    """Some term occurs in `phrase`, case-insensitively."""
+    folded = phrase.casefold()
+    return any(t.casefold() in folded for t in terms)
 
 
 class ComplementizerIndex:
