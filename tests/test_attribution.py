@@ -8,6 +8,7 @@ import pytest
 
 from inference.document import Document, Quote
 from inference.pipeline.attribution import SpeakerAttributor
+from inference.pipeline.lexicon import load_lexicon, photo_credits
 
 
 def _gold_spans(doc: Document) -> Document:
@@ -138,3 +139,48 @@ def test_a_lone_proclitic_before_the_cue_is_no_speaker_mention(seed_docs):
     groups, _, _ = SpeakerAttributor(learned=False)._groups(one)
     spans = [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
     assert spans and all(s == s.strip() and len(s) >= 2 for s in spans)
+
+
+@pytest.mark.parametrize(
+    ("lang", "phrase", "collective"),
+    [
+        ("de", "Kremlsprecher Dmitri Peskow", False),  # de-005
+        ("de", "Japans Verteidigungsministerin Tomomi Inada", False),  # de-007
+        ("de", "russische Botschaft in Tokio", True),  # de-011
+        ("de", "In Moskauer Diplomatenkreisen", True),  # de-014
+        ("ja", "ロシア外務省のザハロワ情報局長", False),  # ja-014
+        ("ja", "在日ロシア大使館", True),  # ja-113
+        ("ja", "両国の外相", True),  # seed-004
+        ("vi", "người phát ngôn Điện Kremlin", False),
+        ("ar", "المتحدث باسم الخارجية", False),  # ar-004
+        ("ar", "مصدر دبلوماسي ياباني", True),  # ar-003
+    ],
+)
+def test_a_person_of_an_institution_is_one_speaker_and_the_institution_a_collective(lang, phrase, collective):
+    """GUIDELINES 5: an institution (embassy, Kremlin, ministry) or an unnamed source speaks as a
+    collective (null), but its spokesman or minister is one person (`other`), though the phrase
+    names the institution too; the plural of a person noun (両国の外相) stays a group."""
+    assert load_lexicon(lang).is_collective(phrase) is collective
+
+
+def test_a_photographer_named_in_a_photo_credit_is_no_speaker_candidate(seed_docs):
+    """seed-004: "(AFP Photo / Yoshikazu Tsuno)" credits a picture; the unattributed 「…」 after it
+    must not get the photographer as a candidate speaker."""
+    doc = next(d for d in seed_docs if d.doc_id == "seed-004")
+    credit = doc.text.index("(AFP Photo / Yoshikazu Tsuno)")
+    assert (credit, credit + len("(AFP Photo / Yoshikazu Tsuno)")) in photo_credits(doc.text)
+    quote = next(q for q in doc.quotes if q.content[0] > credit and q.mention is None)
+    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+    one.quotes = [quote.model_copy(update={"speaker": None, "stances": []})]
+    groups, _, _ = SpeakerAttributor(learned=False)._groups(one)
+    spans = [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+    assert spans and not any("Tsuno" in s for s in spans)
+
+
+def test_a_caption_after_a_photo_label_is_not_taken_for_a_credit():
+    """vi-020: "Ảnh: <a caption that holds a quote>" is a caption, not a credit; "Ảnh: REUTERS"
+    alone at the end of a line (seed-002) is one."""
+    caption = 'Ảnh: Bốn bộ trưởng tại cuộc họp báo chung ở Tokyo. "Chúng ta đang cùng nhau viết", ông nói.'
+    assert photo_credits(caption) == []
+    text = "Bộ trưởng tại cuộc họp báo Ảnh: REUTERS\nPhát biểu tại cuộc họp"
+    assert [text[s:e] for s, e in photo_credits(text)] == ["Ảnh: REUTERS"]

@@ -27,6 +27,7 @@ from inference.pipeline.lexicon import (
     capitalised_names,
     is_word_char,
     load_lexicon,
+    photo_credits,
 )
 from inference.pipeline.linear import LinearScorer, group_copies
 from inference.registry import OTHER, Registry, default_registry
@@ -425,7 +426,8 @@ class SpeakerAttributor(Component):
         lex = load_lexicon(doc.lang)
         registry = default_registry()
         index = TextIndex(doc.text)
-        found = _MentionIndex(self._mentions(doc, lex, registry))
+        credits = _Spans(photo_credits(doc.text))
+        found = _MentionIndex([m for m in self._mentions(doc, lex, registry) if not credits.overlaps(*m.span)])
         quotes = sorted(doc.quotes, key=lambda q: q.content[0])
         groups = []
         for q in quotes:
@@ -433,7 +435,7 @@ class SpeakerAttributor(Component):
             near += [
                 self._classify_generic(doc.text, lex, span, kind)
                 for span, kind in self._generic(doc, lex, q.cue, q.content) + self._layout(doc, lex, q.content)
-                if not found.overlaps(*span)
+                if not found.overlaps(*span) and not credits.overlaps(*span)
             ]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))

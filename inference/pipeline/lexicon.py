@@ -40,6 +40,9 @@ class Lexicon:
     act_cues: tuple[str, ...] = ()
     """Cues that report an act more often than words (proposed, agreed): GUIDELINES §1 makes
     them quotes only when the words of the act are given."""
+    individual: tuple[str, ...] = ()
+    """Nouns naming one person or outlet (spokesman, minister, newspaper): they make a phrase that
+    also names an institution ("the Kremlin spokesman") a single speaker."""
 
     def is_act_cue(self, cue: str) -> bool:
         return _holds_any(cue, self.act_cues)
@@ -102,8 +105,26 @@ class Lexicon:
         return 0
 
     def is_collective(self, phrase: str) -> bool:
-        """Groups, institutions and anonymous sources (speaker null), case-insensitively."""
-        return _holds_any(phrase, self.collective)
+        """Groups, institutions and anonymous sources (speaker null), case-insensitively: a
+        collective term occurs, and no individual noun stands outside every collective term
+        ("the Kremlin" is a group, "the Kremlin spokesman" a person, "the ministers" a group)."""
+        groups = _occurrences(phrase, self.collective)
+        if not groups:
+            return False
+        return all(any(a <= s and e <= b for a, b in groups) for s, e in _occurrences(phrase, self.individual))
+
+
+def _occurrences(phrase: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
+    """Spans of every occurrence of every term in `phrase`, case-insensitively."""
+    folded = phrase.casefold()
+    out = []
+    for term in terms:
+        t = term.casefold()
+        k = folded.find(t) if t else -1
+        while k >= 0:
+            out.append((k, k + len(t)))
+            k = folded.find(t, k + 1)
+    return out
 
 
 def _holds_any(phrase: str, terms: tuple[str, ...]) -> bool:
@@ -261,6 +282,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
             complementizers=tuple(_nfc(raw.get("complementizers", []))),
             pronouns=tuple(_nfc(raw.get("pronouns", []))),
             collective=tuple(_nfc(raw.get("collective", []))),
+            individual=tuple(_nfc(raw.get("individual", []))),
             subject_markers=tuple(_nfc(raw.get("subject_markers", []))),
             word_boundaries=bool(raw.get("word_boundaries", True)),
             inflected=bool(raw.get("inflected", False)),
@@ -272,6 +294,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
         complementizers=(),
         pronouns=(),
         collective=tuple(c for p in parts for c in p.collective),
+        individual=tuple(c for p in parts for c in p.individual),
         act_cues=tuple(c for p in parts for c in p.act_cues if len(c) > 2),
         subject_markers=(),
         word_boundaries=True,
@@ -368,3 +391,22 @@ def capitalised_names(text: str) -> list[tuple[int, int]]:
 
 
 _WORD = re.compile(r"\w[\w'’-]*")
+
+
+@lru_cache(maxsize=1)
+def _credit_patterns() -> tuple[re.Pattern[str], re.Pattern[str]]:
+    """Regexes for photo credits, from `resources/photo_credits.yaml` (every language's words)."""
+    raw = yaml.safe_load(resources.files("inference").joinpath("resources/photo_credits.yaml").read_text(encoding="utf-8"))
+    words = sorted({w for ws in raw["markers"].values() for w in _nfc(ws)}, key=len, reverse=True)
+    marker = "(?<![\\w])(?:" + "|".join(map(re.escape, words)) + ")(?![\\w])"
+    bracketed = re.compile(r"[(（\[][^()（）\[\]\n]*?" + marker + r"[^()（）\[\]\n]*[)）\]]", re.IGNORECASE)
+    labelled = re.compile(marker + r"\s*[:：/][^\n.。!?！？]{1,40}(?=\n|$)", re.IGNORECASE)
+    return bracketed, labelled
+
+
+def photo_credits(text: str) -> list[tuple[int, int]]:
+    """Spans of photo credits ("(AFP Photo / Jane Doe)", "Ảnh: REUTERS" alone at the end of a line; a longer line after "Ảnh:" is a caption, which may
+    hold a quote): whoever they name took
+    or supplied a picture and said nothing, so no speaker mention may come from inside one."""
+    bracketed, labelled = _credit_patterns()
+    return sorted(m.span() for pattern in (bracketed, labelled) for m in pattern.finditer(text))
