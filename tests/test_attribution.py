@@ -184,3 +184,27 @@ def test_a_caption_after_a_photo_label_is_not_taken_for_a_credit():
     assert photo_credits(caption) == []
     text = "Bộ trưởng tại cuộc họp báo Ảnh: REUTERS\nPhát biểu tại cuộc họp"
     assert [text[s:e] for s, e in photo_credits(text)] == ["Ảnh: REUTERS"]
+
+
+@pytest.mark.parametrize(
+    ("lang", "text", "phrase", "person"),
+    [
+        # seed-004: この行事 (this event) is the subject before the marks, but no speaker
+        ("ja", "日本外相は、この行事は「露日関係に新たなページを開くために、幸先よいスタートとなった」と語った。", "この行事", False),
+        # ko-002: the ministry's spokesman is one person
+        ("ko", "외교부 대변인은 이날 정례 브리핑에서 “북핵 문제의 평화적 해결을 긍정적으로 평가한다”고 말했다.", "외교부 대변인", True),
+    ],
+)
+def test_the_ranker_sees_which_generic_mentions_name_a_person(lang, text, phrase, person):
+    """With `person_nouns`, a generic candidate that holds a person noun (대변인, 外相) outside
+    every collective term carries a feature saying so; one that holds none (この行事) does not."""
+    open_mark, close_mark = ("「", "」") if lang == "ja" else ("“", "”")
+    start, end = text.index(open_mark) + 1, text.index(close_mark)
+    verb = "語った" if lang == "ja" else "말했다"
+    cue = (text.index(verb), text.index(verb) + len(verb))
+    doc = Document(doc_id="t", lang=lang, published=dt.date(2013, 11, 2), text=text,
+                   quotes=[Quote(id="q1", kind="direct", content=(start, end), cue=cue)])
+    _, feats, _ = next(SpeakerAttributor(learned=False, person_nouns=True)._run(doc))
+    by_phrase = {text[m.span[0] : m.span[1]]: f for m, f in feats if m.span is not None and m.type == "generic"}
+    assert phrase in by_phrase
+    assert any(k.endswith("&person_noun") for k in by_phrase[phrase]) is person

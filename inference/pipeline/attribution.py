@@ -86,9 +86,10 @@ class _Site:
     """What the features of every candidate of one quote ask of the text, looked up once per
     quote: the sentence and paragraph of the content's first and last character and the cue's."""
 
-    def __init__(self, quote: Quote, index: TextIndex):
+    def __init__(self, quote: Quote, index: TextIndex, lex: Lexicon | None = None):
         s, e = quote.content
         self.quote = quote
+        self.lex = lex
         self.sentences, self.paragraphs = index.sentences, index.paragraphs
         self.start_sentence, self.start_paragraph = index.sentence_of(s), index.paragraph_of(s)
         self.end_sentence, self.end_paragraph = index.sentence_of(max(0, e - 1)), index.paragraph_of(max(0, e - 1))
@@ -201,10 +202,11 @@ class SpeakerAttributor(Component):
 
     name = "speaker_attributor"
 
-    def __init__(self, learned: bool = True, C: float = 1.0, language_features: bool = False):
+    def __init__(self, learned: bool = True, C: float = 1.0, language_features: bool = False, person_nouns: bool = False):
         self.learned = learned
         self.C = C
         self.language_features = language_features
+        self.person_nouns = person_nouns
         self.ranker_: LinearScorer | None = None
         self.lang_rankers_: dict[str, LinearScorer] = {}
 
@@ -417,6 +419,8 @@ class SpeakerAttributor(Component):
             f[keys.cue_same_sentence] = 1.0
         if newline:
             f[keys.newline_between] = 1.0
+        if self.person_nouns and m.type in ("generic", "person") and site.lex.names_individual(text[ms:me]):
+            f[f"{m.type}&person_noun"] = 1.0
         f["in_other_quote"] = 1.0 if quotes.any_containing(ms, me, exclude=quote) else 0.0
         f["unresolved"] = 1.0 if m.speaker is None and m.type == "pronoun" else 0.0
         return f
@@ -464,6 +468,7 @@ class SpeakerAttributor(Component):
         previous: str | None = None
         gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
         text = doc.text
+        lex = load_lexicon(doc.lang)
         antecedents: dict[tuple[int, int], str | None] = {}
         references: dict[tuple[str, int, str | None], dict] = {}
         for q, cands in groups:
@@ -478,7 +483,7 @@ class SpeakerAttributor(Component):
                     if near is not None and near != m.speaker:
                         extra.append(Mention(m.span, "pronoun_antecedent", near))
             cands = cands + extra
-            site = _Site(q, index)
+            site = _Site(q, index, lex)
             start = q.content[0]
             by_dir: dict[tuple[str, bool], int] = {}
             feats = []
@@ -570,7 +575,12 @@ class SpeakerAttributor(Component):
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
         state = {
-            "params": {"learned": self.learned, "C": self.C, "language_features": self.language_features},
+            "params": {
+                "learned": self.learned,
+                "C": self.C,
+                "language_features": self.language_features,
+                "person_nouns": self.person_nouns,
+            },
             "ranker": self.ranker_.to_dict() if self.ranker_ else None,
             "lang_rankers": {lang: r.to_dict() for lang, r in self.lang_rankers_.items()},
         }

@@ -114,6 +114,12 @@ class Lexicon:
         return all(any(a <= s and e <= b for a, b in groups) for s, e in _occurrences(phrase, self.individual))
 
 
+    def names_individual(self, phrase: str) -> bool:
+        """The phrase holds a person noun outside every collective term ("the Russian minister")."""
+        groups = _occurrences(phrase, self.collective)
+        return any(not any(a <= s and e <= b for a, b in groups) for s, e in _occurrences(phrase, self.individual))
+
+
 def _occurrences(phrase: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
     """Spans of every occurrence of every term in `phrase`, case-insensitively."""
     folded = phrase.casefold()
