@@ -184,3 +184,43 @@ def test_context_polarity_adds_the_context_windows_counts_and_keeps_the_quotes_o
     fitted = with_context.fit([d for d in seed_docs if d.doc_id != "seed-000"])
     fitted.save(tmp_path / "stance")
     assert StanceClassifier.load(tmp_path / "stance")(_strip(doc)).to_dict() == fitted(_strip(doc)).to_dict()
+
+
+def test_min_topics_gives_every_quote_its_likeliest_topic_and_max_topics_caps_them(seed_docs, tmp_path):
+    """Nearly every annotated quote addresses one or two topics (1,583 of 1,647 authored quotes
+    address at least one): `min_topics` keeps each quote's likeliest topic even under the
+    threshold, `max_topics` keeps only the likeliest ones; both survive save and load."""
+    train = [d for d in seed_docs if d.doc_id != "seed-000"]
+    strict = StanceClassifier(backend="fast", topic_threshold=0.99).fit(train)
+    assert any(not q.stances for q in strict(_strip(seed_docs[0])).quotes)
+    floor = StanceClassifier(backend="fast", topic_threshold=0.99, min_topics=1).fit(train)
+    floored = floor(_strip(seed_docs[0]))
+    assert all(len(q.stances) == 1 for q in floored.quotes)
+    loose = StanceClassifier(backend="fast", topic_threshold=0.01, max_topics=2).fit(train)
+    assert all(1 <= len(q.stances) <= 2 for q in loose(_strip(seed_docs[0])).quotes)
+    floor.save(tmp_path / "stance")
+    assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == floored.to_dict()
+
+
+def test_topic_similarity_compares_each_quote_with_the_topic_descriptions_it_was_fitted_with(seed_docs, tiny_encoder, tmp_path, monkeypatch):
+    """`topic_similarity` adds, per topic, how much nearer the quote's embedding is to that topic's
+    description (speakers.yaml) than to the others'; the descriptions are saved with the model, so
+    an edited registry cannot shift a fitted model's features."""
+    import numpy as np
+
+    from inference.pipeline import stance as stance_module
+
+    params = dict(backend="accurate", encoder=str(tiny_encoder), char_ngrams=False)
+    plain = StanceClassifier(**params).fit(seed_docs[1:])
+    model = StanceClassifier(**params, topic_similarity=2.0).fit(seed_docs[1:])
+    n_topics = len(default_registry().topics)
+    assert model.topic_model_.n_features_in_ == plain.topic_model_.n_features_in_ + 2 * n_topics
+    assert model.topic_texts_ == list(default_registry().topics.values())
+    contents, contexts = model._texts([(seed_docs[0], q) for q in seed_docs[0].quotes])
+    sims = model._text_features(contents, contexts, fit=False).toarray()[:, -2 * n_topics :]
+    assert np.allclose(sims.sum(axis=1), 0, atol=1e-4) and np.abs(sims).max() > 0
+    before = model(_strip(seed_docs[0])).to_dict()
+    model.save(tmp_path / "stance")
+    edited = default_registry().model_copy(update={"topics": {t: "edited" for t in default_registry().topics}})
+    monkeypatch.setattr(stance_module, "default_registry", lambda: edited)
+    assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == before

@@ -122,6 +122,9 @@ class StanceClassifier(Component):
         threshold_folds: int = 0,
         doc_topic_weight: float = 0.0,
         context_polarity: float = 0.0,
+        min_topics: int = 0,
+        max_topics: int | None = None,
+        topic_similarity: float = 0.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -137,6 +140,9 @@ class StanceClassifier(Component):
         self.threshold_folds = threshold_folds
         self.doc_topic_weight = doc_topic_weight
         self.context_polarity = context_polarity
+        self.min_topics = min_topics
+        self.max_topics = max_topics
+        self.topic_similarity = topic_similarity
 
     def get_params(self) -> dict:
         return {
@@ -154,6 +160,9 @@ class StanceClassifier(Component):
             "threshold_folds": self.threshold_folds,
             "doc_topic_weight": self.doc_topic_weight,
             "context_polarity": self.context_polarity,
+            "min_topics": self.min_topics,
+            "max_topics": self.max_topics,
+            "topic_similarity": self.topic_similarity,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -209,6 +218,13 @@ class StanceClassifier(Component):
         if self.backend == "accurate":
             emb = self._embed(contents + contexts, None if groups is None else groups + groups)
             parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
+            if self.topic_similarity:
+                if fit:
+                    self.topic_texts_ = list(default_registry().topics.values())
+                topics = self._embed(self.topic_texts_)
+                # centred per text: e5's cosines all sit near 0.8, only their differences tell topics apart
+                sims = [x - x.mean(axis=1, keepdims=True) for x in (emb[: len(contents)] @ topics.T, emb[len(contents) :] @ topics.T)]
+                parts.append(sparse.csr_matrix(self.topic_similarity * np.hstack(sims)))
         return sparse.hstack(parts).tocsr()
 
     def _ngram_index(self) -> char_ngrams.NgramIndex | None:
@@ -367,11 +383,11 @@ class StanceClassifier(Component):
                 "it was fitted with another stance lexicon or encoder; refit it"
             )
         p_topic = self.topic_model_.predict_proba(x_topic)
+        chosen = self._chosen_topics(p_topic)
         speakers = [q.speaker for _, q in items]
         stances: list[list[Stance]] = [[] for _ in items]
         for t_idx, t in enumerate(topics):
-            cut = self._threshold(t_idx)
-            idx = [i for i in range(len(items)) if p_topic[i, t_idx] >= cut]
+            idx = [i for i in range(len(items)) if chosen[i, t_idx]]
             if not idx:
                 continue
             x = self._pair_features(base[idx], lex[idx], [speakers[i] for i in idx], t)
@@ -385,6 +401,20 @@ class StanceClassifier(Component):
         for (_, q), st in zip(items, stances):
             q.stances = sorted(st, key=lambda s: -(s.confidence or 0))
         return docs
+
+    def _chosen_topics(self, p_topic: np.ndarray) -> np.ndarray:
+        """Topics over their threshold, then at least `min_topics` and at most `max_topics` per
+        quote by probability: nearly every annotated quote addresses one or two topics."""
+        cuts = np.array([self._threshold(k) for k in range(p_topic.shape[1])])
+        chosen = p_topic >= cuts
+        order = np.argsort(-p_topic, axis=1, kind="stable")
+        rows = np.arange(p_topic.shape[0])
+        for rank in range(min(self.min_topics, p_topic.shape[1])):
+            chosen[rows, order[:, rank]] = True
+        if self.max_topics is not None:
+            for rank in range(self.max_topics, p_topic.shape[1]):
+                chosen[rows, order[:, rank]] = False
+        return chosen
 
     def _predict_lexicon(self, docs, items, contents, contexts) -> list[Document]:
         """Rule-only baseline: topics whose keywords occur in the quote; polarity words decide."""
@@ -414,6 +444,7 @@ class StanceClassifier(Component):
         meta, arrays = _linear_state(self.topic_model_, self.stance_model_)
         meta["topic_thresholds"] = getattr(self, "topic_thresholds_", None)
         meta["lexicon"] = self._lexicon_data()
+        meta["topic_texts"] = getattr(self, "topic_texts_", None)
         if self._uses_char_ngrams():
             meta["vectorizer"], arrays["idf"] = _vectorizer_state(self.vectorizer_)
         save_state(path, meta, arrays)
@@ -442,6 +473,8 @@ class StanceClassifier(Component):
             obj.topic_model_, obj.stance_model_ = _restore_linear(meta, arrays, obj.C)
             obj.topic_thresholds_ = _restore_thresholds(meta.get("topic_thresholds"), arrays["topic_coef"].shape[0])
             obj.lexicon_ = _restore_lexicon(meta.get("lexicon"))
+            if obj.topic_similarity:
+                obj.topic_texts_ = _restore_topic_texts(meta.get("topic_texts"), arrays["topic_coef"].shape[0])
             if obj._uses_char_ngrams():
                 obj.vectorizer_ = _restore_vectorizer(meta.get("vectorizer"), arrays.get("idf"))
         except (KeyError, TypeError, ValueError) as exc:
@@ -454,6 +487,13 @@ STATE_FORMAT = "quote-stance/stance-state/1"
 LEGACY_STATE = "state.skops"
 _THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
 _MIN_POSITIVES = 5
+
+
+def _restore_topic_texts(raw, n_topics: int) -> list[str]:
+    """The topic descriptions whose embeddings the model compared quotes with when it was fitted."""
+    if not isinstance(raw, list) or len(raw) != n_topics or not all(isinstance(t, str) for t in raw):
+        raise ValueError(f"topic_texts must be {n_topics} strings")
+    return raw
 
 
 def _restore_thresholds(value, n_topics: int) -> list[float] | None:
