@@ -108,11 +108,7 @@ class Lexicon:
         """Groups, institutions and anonymous sources (speaker null), case-insensitively: a
         collective term occurs, and no individual noun stands outside every collective term
         ("the Kremlin" is a group, "the Kremlin spokesman" a person, "the ministers" a group)."""
-        groups = _occurrences(phrase, self.collective)
-        if not groups:
-            return False
-        return all(any(a <= s and e <= b for a, b in groups) for s, e in _occurrences(phrase, self.individual))
-
+        return _holds_any(phrase, self.collective) and not self.names_individual(phrase)
 
     def names_individual(self, phrase: str) -> bool:
         """The phrase holds a person noun outside every collective term ("the Russian minister")."""
