@@ -50,6 +50,8 @@ class Mention:
     span: tuple[int, int] | None
     type: str
     speaker: str | None
+    person_noun: bool = False
+    """A generic or person phrase holds a person noun outside every collective term (minister)."""
 
 
 class _QuoteIndex:
@@ -86,10 +88,9 @@ class _Site:
     """What the features of every candidate of one quote ask of the text, looked up once per
     quote: the sentence and paragraph of the content's first and last character and the cue's."""
 
-    def __init__(self, quote: Quote, index: TextIndex, lex: Lexicon | None = None):
+    def __init__(self, quote: Quote, index: TextIndex):
         s, e = quote.content
         self.quote = quote
-        self.lex = lex
         self.sentences, self.paragraphs = index.sentences, index.paragraphs
         self.start_sentence, self.start_paragraph = index.sentence_of(s), index.paragraph_of(s)
         self.end_sentence, self.end_paragraph = index.sentence_of(max(0, e - 1)), index.paragraph_of(max(0, e - 1))
@@ -357,7 +358,7 @@ class SpeakerAttributor(Component):
         phrase = text[span[0] : span[1]]
         if lex.is_collective(phrase):
             return Mention(span, "collective", None)
-        return Mention(span, kind, OTHER)
+        return Mention(span, kind, OTHER, person_noun=lex.names_individual(phrase))
 
     def _features(self, text: str, site: _Site, m: Mention, rank: int, quotes: _QuoteIndex) -> dict:
         quote = site.quote
@@ -419,7 +420,7 @@ class SpeakerAttributor(Component):
             f[keys.cue_same_sentence] = 1.0
         if newline:
             f[keys.newline_between] = 1.0
-        if self.person_nouns and m.type in ("generic", "person") and site.lex.names_individual(text[ms:me]):
+        if self.person_nouns and m.person_noun:
             f[f"{m.type}&person_noun"] = 1.0
         f["in_other_quote"] = 1.0 if quotes.any_containing(ms, me, exclude=quote) else 0.0
         f["unresolved"] = 1.0 if m.speaker is None and m.type == "pronoun" else 0.0
@@ -468,7 +469,6 @@ class SpeakerAttributor(Component):
         previous: str | None = None
         gold_by_span = {q.content: q for q in gold.quotes} if gold is not None else {}
         text = doc.text
-        lex = load_lexicon(doc.lang)
         antecedents: dict[tuple[int, int], str | None] = {}
         references: dict[tuple[str, int, str | None], dict] = {}
         for q, cands in groups:
@@ -483,7 +483,7 @@ class SpeakerAttributor(Component):
                     if near is not None and near != m.speaker:
                         extra.append(Mention(m.span, "pronoun_antecedent", near))
             cands = cands + extra
-            site = _Site(q, index, lex)
+            site = _Site(q, index)
             start = q.content[0]
             by_dir: dict[tuple[str, bool], int] = {}
             feats = []
