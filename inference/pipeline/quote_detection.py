@@ -303,6 +303,7 @@ class QuoteDetector(Component):
         act_cues: bool = False,
         cue_context: bool = False,
         cue_threshold: float = 0.2,
+        cue_sense_speaker: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -319,6 +320,7 @@ class QuoteDetector(Component):
         self.act_cues = act_cues
         self.cue_context = cue_context
         self.cue_threshold = cue_threshold
+        self.cue_sense_speaker = cue_sense_speaker
         self.cue_sense_: LinearScorer | None = None
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
@@ -701,7 +703,7 @@ class QuoteDetector(Component):
         """The cue-sense scorer on every cue of the training documents: a cue is positive when
         it is the cue of a gold quote. It is a separate stage, like the mark filter, so that in a
         language it never saw it stays silent and the span scorer works as without it."""
-        rows = [_cue_window(ctx, cue) for ctx in contexts for cue in ctx.cues]
+        rows = [_cue_window(ctx, cue, self.cue_sense_speaker) for ctx in contexts for cue in ctx.cues]
         labels = [
             int(any(q.cue and _overlap(cue, q.cue) for q in doc.quotes))
             for doc, ctx in zip(docs, contexts, strict=True)
@@ -764,7 +766,7 @@ class QuoteDetector(Component):
             for p, prob in zip(pairs, mark_p, strict=True)
             if prob >= self.threshold and not unpaired_edge_mark(text[p.content[0] : p.content[1]])
         ]
-        senses = _cue_sense(self.cue_sense_, ctx) if self.cue_context and self.cue_sense_ is not None and self.cue_sense_.fitted else {}
+        senses = _cue_sense(self.cue_sense_, ctx, self.cue_sense_speaker) if self.cue_context and self.cue_sense_ is not None and self.cue_sense_.fitted else {}
         best: dict[tuple[int, int], tuple[float, tuple[int, int]]] = {}
         for (cue, span), prob in zip(span_cands, self._score_spans(span_feats, doc.lang), strict=True):
             if senses.get(cue, 1.0) < self.cue_threshold:
@@ -828,6 +830,7 @@ class QuoteDetector(Component):
                 "post_speaker": self.post_speaker,
                 "act_cues": self.act_cues,
                 "cue_context": self.cue_context,
+                "cue_sense_speaker": self.cue_sense_speaker,
                 "cue_threshold": self.cue_threshold,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
@@ -859,13 +862,20 @@ def _scorers_by_language(state) -> dict[str, LinearScorer]:
 _WINDOW_LENGTHS = (1, 2, 3, 5, 8)
 
 
-def _cue_window(ctx: _Context, cue: tuple[int, int]) -> dict[str, float]:
+def _cue_window(ctx: _Context, cue: tuple[int, int], speaker: bool = False) -> dict[str, float]:
     """The cue and the characters right around it, anchored at its edges: "ký [tuyên bố] chung"
     (signed a declaration) and "Lavrov [tuyên bố] rằng" differ in the words beside the cue,
-    whatever the language's script or word boundaries."""
+    whatever the language's script or word boundaries. With `speaker`, also whether a
+    speaker-like mention stands right beside the cue ("Ông Kono cũng [cho]"), which the
+    characters alone show only for the names seen in training."""
     text = ctx.doc.text
     cs, ce = cue
     feats = {_cue_word(ctx, cue): 1.0}
+    if speaker:
+        if _mention_ends_before(ctx, cs):
+            feats["speaker_right_before_cue"] = 1.0
+        if _mention_starts_after(ctx, ce):
+            feats["speaker_right_after_cue"] = 1.0
     for k in _WINDOW_LENGTHS:
         feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
         feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
@@ -877,14 +887,14 @@ def _cue_word(ctx: _Context, cue: tuple[int, int]) -> str:
     return f"C:{ctx.doc.text[cue[0] : cue[1]].casefold()}"
 
 
-def _cue_sense(scorer: LinearScorer | None, ctx: _Context) -> dict[tuple[int, int], float]:
+def _cue_sense(scorer: LinearScorer | None, ctx: _Context, speaker: bool = False) -> dict[tuple[int, int], float]:
     """Per cue the scorer's probability; cues whose word it never saw are left out (their sense
     is unknown, as in a language the scorer was not trained on)."""
     if scorer is None or not ctx.cues:
         return {}
     vocab = scorer.vectorizer_.vocabulary_
     known = [cue for cue in ctx.cues if _cue_word(ctx, cue) in vocab]
-    probs = scorer.predict_proba_sparse([_cue_window(ctx, cue) for cue in known])
+    probs = scorer.predict_proba_sparse([_cue_window(ctx, cue, speaker) for cue in known])
     return {cue: float(p) for cue, p in zip(known, probs, strict=True)}
 
 
