@@ -224,3 +224,37 @@ def test_topic_similarity_compares_each_quote_with_the_topic_descriptions_it_was
     edited = default_registry().model_copy(update={"topics": {t: "edited" for t in default_registry().topics}})
     monkeypatch.setattr(stance_module, "default_registry", lambda: edited)
     assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == before
+
+
+def test_neighbour_features_are_the_labels_of_the_nearest_quotes_of_other_documents(seed_docs, tiny_encoder, tmp_path):
+    """`neighbours` adds, per quote, the topic and (topic, stance) shares of its nearest annotated
+    quotes by embedding. While fitting, a quote's own document is left out (a quote is its own
+    nearest neighbour, which would teach the heads to trust the feature blindly); the bank of
+    embeddings and labels is saved with the model."""
+    import numpy as np
+
+    from inference.pipeline.stance import _label_matrix
+
+    train = seed_docs[1:]
+    model = StanceClassifier(backend="accurate", encoder=str(tiny_encoder), char_ngrams=False, neighbours=3).fit(train)
+    quotes = [q for d in train for q in d.quotes]
+    topics = list(default_registry().topics)
+    assert model.neighbour_emb_.shape[0] == len(quotes)
+    assert (model.neighbour_labels_ == _label_matrix(quotes, topics)).all()
+    doc_ids = [d.doc_id for d in train for _ in d.quotes]
+    own = model._neighbour_features(model.neighbour_emb_, None).toarray()
+    held = model._neighbour_features(model.neighbour_emb_, doc_ids).toarray()
+    labels = model.neighbour_labels_.astype(float)
+    # with its own document in the bank, a quote's own labels weigh in; left out, they may not
+    sims = model.neighbour_emb_ @ model.neighbour_emb_.T
+    ids = np.array(doc_ids)
+    sims[ids[:, None] == ids[None, :]] = -np.inf
+    nearest = np.argsort(-sims, axis=1)[:, :3]
+    assert np.allclose(held, labels[nearest].mean(axis=1))
+    assert not np.allclose(own, held)
+    n_topics = len(topics)
+    per_label = held[:, n_topics:].reshape(len(quotes), n_topics, -1).sum(axis=2)
+    assert np.allclose(per_label, held[:, :n_topics])  # a neighbour that addresses a topic takes one stance on it
+    before = model(_strip(seed_docs[0])).to_dict()
+    model.save(tmp_path / "stance")
+    assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == before

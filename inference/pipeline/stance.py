@@ -125,6 +125,8 @@ class StanceClassifier(Component):
         min_topics: int = 0,
         max_topics: int | None = None,
         topic_similarity: float = 0.0,
+        neighbours: int = 0,
+        neighbour_weight: float = 1.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -143,6 +145,8 @@ class StanceClassifier(Component):
         self.min_topics = min_topics
         self.max_topics = max_topics
         self.topic_similarity = topic_similarity
+        self.neighbours = neighbours
+        self.neighbour_weight = neighbour_weight
 
     def get_params(self) -> dict:
         return {
@@ -163,6 +167,8 @@ class StanceClassifier(Component):
             "min_topics": self.min_topics,
             "max_topics": self.max_topics,
             "topic_similarity": self.topic_similarity,
+            "neighbours": self.neighbours,
+            "neighbour_weight": self.neighbour_weight,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -226,6 +232,27 @@ class StanceClassifier(Component):
                 sims = [x - x.mean(axis=1, keepdims=True) for x in (emb[: len(contents)] @ topics.T, emb[len(contents) :] @ topics.T)]
                 parts.append(sparse.csr_matrix(self.topic_similarity * np.hstack(sims)))
         return sparse.hstack(parts).tocsr()
+
+    def _uses_neighbours(self) -> bool:
+        return self.backend == "accurate" and self.neighbours > 0
+
+    def _neighbour_features(self, emb: np.ndarray, doc_ids: list[str] | None = None) -> sparse.csr_matrix:
+        """Per quote, the topics and (topic, stance) labels of its `neighbours` nearest annotated
+        quotes by embedding, as shares: a quote in a language with few examples borrows the labels
+        of what was said alike in the others. While fitting (`doc_ids` given), a quote's own
+        document is left out, so the heads learn how far the neighbours can be trusted on text they
+        did not label."""
+        bank, labels = self.neighbour_emb_, self.neighbour_labels_
+        k = min(self.neighbours, bank.shape[0])
+        if k == 0 or emb.shape[0] == 0:
+            return sparse.csr_matrix((emb.shape[0], labels.shape[1]), dtype=np.float32)
+        sims = emb.astype(np.float32) @ bank.T
+        if doc_ids is not None:
+            ids = np.array(doc_ids)
+            sims[ids[:, None] == ids[None, :]] = -np.inf
+        nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
+        shares = labels[nearest].astype(np.float32).mean(axis=1)
+        return sparse.csr_matrix(self.neighbour_weight * shares)
 
     def _ngram_index(self) -> char_ngrams.NgramIndex | None:
         """The vectorizer's vocabulary as a look-up table, built once per fitted vectorizer."""
@@ -294,7 +321,13 @@ class StanceClassifier(Component):
         self.lexicon_ = stance_lexicon()
         topics = list(default_registry().topics)
         contents, contexts = self._texts(items)
-        base = self._text_features(contents, contexts, fit=True, groups=[id(doc) for doc, _ in items])
+        groups = [id(doc) for doc, _ in items]
+        base = self._text_features(contents, contexts, fit=True, groups=groups)
+        if self._uses_neighbours():
+            emb = self._embed(contents, groups)
+            self.neighbour_emb_ = emb.astype(np.float32)
+            self.neighbour_labels_ = _label_matrix([q for _, q in items], topics)
+            base = sparse.hstack([base, self._neighbour_features(emb, [d.doc_id for d, _ in items])]).tocsr()
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         y_topic = np.array([[int(q.stance_on(t) is not None) for t in topics] for _, q in items])
@@ -374,7 +407,10 @@ class StanceClassifier(Component):
             for (_, q), st in zip(items, self.finetune_.predict(items)):
                 q.stances = st
             return docs
-        base = self._text_features(contents, contexts, fit=False, groups=[id(doc) for doc, _ in items])
+        groups = [id(doc) for doc, _ in items]
+        base = self._text_features(contents, contexts, fit=False, groups=groups)
+        if self._uses_neighbours():
+            base = sparse.hstack([base, self._neighbour_features(self._embed(contents, groups))]).tocsr()
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         if x_topic.shape[1] != self.topic_model_.n_features_in_:
@@ -445,6 +481,8 @@ class StanceClassifier(Component):
         meta["topic_thresholds"] = getattr(self, "topic_thresholds_", None)
         meta["lexicon"] = self._lexicon_data()
         meta["topic_texts"] = getattr(self, "topic_texts_", None)
+        if self._uses_neighbours():
+            arrays["neighbour_emb"], arrays["neighbour_labels"] = self.neighbour_emb_, self.neighbour_labels_
         if self._uses_char_ngrams():
             meta["vectorizer"], arrays["idf"] = _vectorizer_state(self.vectorizer_)
         save_state(path, meta, arrays)
@@ -475,6 +513,8 @@ class StanceClassifier(Component):
             obj.lexicon_ = _restore_lexicon(meta.get("lexicon"))
             if obj.topic_similarity:
                 obj.topic_texts_ = _restore_topic_texts(meta.get("topic_texts"), arrays["topic_coef"].shape[0])
+            if obj._uses_neighbours():
+                obj.neighbour_emb_, obj.neighbour_labels_ = _restore_neighbours(arrays, arrays["topic_coef"].shape[0])
             if obj._uses_char_ngrams():
                 obj.vectorizer_ = _restore_vectorizer(meta.get("vectorizer"), arrays.get("idf"))
         except (KeyError, TypeError, ValueError) as exc:
@@ -487,6 +527,26 @@ STATE_FORMAT = "quote-stance/stance-state/1"
 LEGACY_STATE = "state.skops"
 _THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
 _MIN_POSITIVES = 5
+
+
+def _label_matrix(quotes: Sequence[Quote], topics: list[str]) -> np.ndarray:
+    """Per quote, one column per topic it addresses, then one per (topic, stance) it takes."""
+    out = np.zeros((len(quotes), len(topics) * (1 + len(STANCE_LABELS))), np.uint8)
+    for i, q in enumerate(quotes):
+        for k, t in enumerate(topics):
+            label = q.stance_on(t)
+            if label is not None:
+                out[i, k] = 1
+                out[i, len(topics) + k * len(STANCE_LABELS) + STANCE_LABELS.index(label)] = 1
+    return out
+
+
+def _restore_neighbours(arrays: dict[str, np.ndarray], n_topics: int) -> tuple[np.ndarray, np.ndarray]:
+    """The annotated quotes' embeddings and labels that the neighbour features read."""
+    emb, labels = arrays["neighbour_emb"], arrays["neighbour_labels"]
+    if emb.ndim != 2 or labels.ndim != 2 or emb.shape[0] != labels.shape[0] or labels.shape[1] != n_topics * (1 + len(STANCE_LABELS)):
+        raise ValueError("neighbour embeddings and labels must have one row per quote and one label column per topic and stance")
+    return emb.astype(np.float32), labels.astype(np.uint8)
 
 
 def _restore_topic_texts(raw, n_topics: int) -> list[str]:
