@@ -270,6 +270,19 @@ def _mention_starts_after(ctx: _Context, pos: int) -> bool:
     return any(_short_gap(ctx.doc.text, pos, ms) for ms in starts[lo:hi])
 
 
+def _adjacency(ctx: _Context, cue: tuple[int, int]) -> dict[str, float]:
+    """Whether a speaker-like mention (a name, title, pronoun or group) stands right before
+    or right after the cue, with only a few characters of the same clause between: a cue word
+    used as a reporting verb has its speaker next to it ("Lavrov stressed", "と、外相は語った",
+    "said the two ministries"), the same word used as a noun ("signed a declaration", "the
+    threats") does not."""
+    cs, ce = cue
+    return {
+        "speaker_right_before_cue": float(_mention_ends_before(ctx, cs)),
+        "speaker_right_after_cue": float(_mention_starts_after(ctx, ce)),
+    }
+
+
 def _nearest_gap(spans: list[tuple[int, int]], start: int, end: int, window: int) -> tuple[float, float]:
     """Characters from the span to the nearest item before it and after it (window when none)."""
     before, after = window, window
@@ -489,7 +502,7 @@ class QuoteDetector(Component):
             "mark_after_cue": float(any(0 <= p.open - ce <= 4 for p in direct)),
             "cue_in_direct": float(any(p.content[0] <= cs and ce <= p.content[1] for p in direct)),
             "cue_len": _log(ce - cs),
-            **(self._adjacency(ctx, cue) if self.speaker_adjacency else {}),
+            **(_adjacency(ctx, cue) if self.speaker_adjacency else {}),
             **({"cue_reports_act": float(ctx.lex.is_act_cue(text[cs:ce]))} if self.act_cues else {}),
         }
 
@@ -501,18 +514,6 @@ class QuoteDetector(Component):
         if e > cs:
             return float(_mention_ends_before(ctx, cs))
         return float(_mention_ends_before(ctx, s, _SENTENCE_BREAKS) or _mention_starts_after(ctx, ce))
-
-    def _adjacency(self, ctx: _Context, cue: tuple[int, int]) -> dict:
-        """Whether a speaker-like mention (a name, title, pronoun or group) stands right before
-        or right after the cue, with only a few characters of the same clause between: a cue word
-        used as a reporting verb has its speaker next to it ("Lavrov stressed", "と、外相は語った",
-        "said the two ministries"), the same word used as a noun ("signed a declaration", "the
-        threats") does not."""
-        cs, ce = cue
-        return {
-            "speaker_right_before_cue": float(_mention_ends_before(ctx, cs)),
-            "speaker_right_after_cue": float(_mention_starts_after(ctx, ce)),
-        }
 
     def _post_speaker(self, ctx: _Context, cue: tuple[int, int], span: tuple[int, int], base: dict) -> dict:
         """A speaker-like mention between the content and a cue that follows it ("[…], the
@@ -870,12 +871,7 @@ def _cue_window(ctx: _Context, cue: tuple[int, int], speaker: bool = False) -> d
     characters alone show only for the names seen in training."""
     text = ctx.doc.text
     cs, ce = cue
-    feats = {_cue_word(ctx, cue): 1.0}
-    if speaker:
-        if _mention_ends_before(ctx, cs):
-            feats["speaker_right_before_cue"] = 1.0
-        if _mention_starts_after(ctx, ce):
-            feats["speaker_right_after_cue"] = 1.0
+    feats = {_cue_word(ctx, cue): 1.0, **(_adjacency(ctx, cue) if speaker else {})}
     for k in _WINDOW_LENGTHS:
         feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
         feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
