@@ -258,3 +258,31 @@ def test_neighbour_features_are_the_labels_of_the_nearest_quotes_of_other_docume
     before = model(_strip(seed_docs[0])).to_dict()
     model.save(tmp_path / "stance")
     assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == before
+
+
+def test_topic_interaction_gives_the_stance_head_a_copy_of_the_text_features_per_topic(seed_docs, tmp_path):
+    """With `topic_interaction` the stance head sees each quote's text features twice: shared, and
+    in the block of the topic being judged, so a wording can mean `against` on one topic and not
+    on another. Blocks of other topics stay empty; the model survives save and load."""
+    from inference.pipeline.stance import _topic_block
+
+    train = [d for d in seed_docs if d.doc_id != "seed-000"]
+    plain = StanceClassifier(backend="fast").fit(train)
+    crossed = StanceClassifier(backend="fast", topic_interaction=0.5).fit(train)
+    n_topics = len(default_registry().topics)
+    n_text = len(crossed.vectorizer_.vocabulary_) * 2
+    assert crossed.stance_model_.n_features_in_ == plain.stance_model_.n_features_in_ + n_topics * n_text
+
+    doc = _strip(seed_docs[0])
+    contents, contexts = crossed._texts([(doc, q) for q in doc.quotes])
+    base = crossed._text_features(contents, contexts, fit=False)
+    block = _topic_block(base, 3, n_topics, 0.5)
+    assert block.shape == (base.shape[0], n_topics * base.shape[1])
+    inside = block[:, 3 * base.shape[1] : 4 * base.shape[1]].toarray()
+    assert abs(inside - 0.5 * base.toarray()).max() < 1e-6
+    assert block[:, : 3 * base.shape[1]].nnz == 0 and block[:, 4 * base.shape[1] :].nnz == 0
+
+    crossed.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert again.topic_interaction == 0.5
+    assert again(_strip(seed_docs[0])).to_dict() == crossed(_strip(seed_docs[0])).to_dict()

@@ -127,6 +127,7 @@ class StanceClassifier(Component):
         topic_similarity: float = 0.0,
         neighbours: int = 0,
         neighbour_weight: float = 1.0,
+        topic_interaction: float = 0.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -147,6 +148,7 @@ class StanceClassifier(Component):
         self.topic_similarity = topic_similarity
         self.neighbours = neighbours
         self.neighbour_weight = neighbour_weight
+        self.topic_interaction = topic_interaction
 
     def get_params(self) -> dict:
         return {
@@ -169,6 +171,7 @@ class StanceClassifier(Component):
             "topic_similarity": self.topic_similarity,
             "neighbours": self.neighbours,
             "neighbour_weight": self.neighbour_weight,
+            "topic_interaction": self.topic_interaction,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -301,7 +304,10 @@ class StanceClassifier(Component):
         polarity = lex[:, -n_pol:]
         topic_x_pol = np.zeros((n, len(topics) * n_pol), np.float32)
         topic_x_pol[:, t_idx * n_pol : (t_idx + 1) * n_pol] = polarity
-        return sparse.hstack([base, sparse.csr_matrix(np.hstack([lex, topic_onehot, 2 * sp_topic, topic_x_pol]))]).tocsr()
+        parts = [base, sparse.csr_matrix(np.hstack([lex, topic_onehot, 2 * sp_topic, topic_x_pol]))]
+        if self.topic_interaction:
+            parts.append(_topic_block(base, t_idx, len(topics), self.topic_interaction))
+        return sparse.hstack(parts).tocsr()
 
     # ---- learning -------------------------------------------------------------------------
     def fit(self, docs: Sequence[Document]) -> StanceClassifier:
@@ -527,6 +533,15 @@ STATE_FORMAT = "quote-stance/stance-state/1"
 LEGACY_STATE = "state.skops"
 _THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
 _MIN_POSITIVES = 5
+
+
+def _topic_block(x: sparse.csr_matrix, t_idx: int, n_topics: int, weight: float) -> sparse.csr_matrix:
+    """`x` scaled by `weight` in the columns of topic `t_idx`, zeros in the other topics' columns:
+    the stance head then learns per topic what a wording means (a worry about missile defense is
+    against it, the same worry in a quote on cooperation is not), beside the shared weights."""
+    x = sparse.csr_matrix(x, dtype=np.float32)
+    shifted = sparse.csr_matrix((weight * x.data, x.indices + t_idx * x.shape[1], x.indptr), shape=(x.shape[0], n_topics * x.shape[1]))
+    return shifted
 
 
 def _label_matrix(quotes: Sequence[Quote], topics: list[str]) -> np.ndarray:
