@@ -540,8 +540,8 @@ def _topic_block(x: sparse.csr_matrix, t_idx: int, n_topics: int, weight: float)
     the stance head then learns per topic what a wording means (a worry about missile defense is
     against it, the same worry in a quote on cooperation is not), beside the shared weights."""
     x = sparse.csr_matrix(x, dtype=np.float32)
-    shifted = sparse.csr_matrix((weight * x.data, x.indices + t_idx * x.shape[1], x.indptr), shape=(x.shape[0], n_topics * x.shape[1]))
-    return shifted
+    shape = (x.shape[0], n_topics * x.shape[1])
+    return sparse.csr_matrix((weight * x.data, x.indices + t_idx * x.shape[1], x.indptr), shape=shape)
 
 
 def _label_matrix(quotes: Sequence[Quote], topics: list[str]) -> np.ndarray:
