@@ -298,16 +298,18 @@ class StanceClassifier(Component):
         speakers_all = [*default_registry().speakers, "other", "none"]
         n = base.shape[0]
         t_idx = topics.index(topic)
-        topic_onehot = np.zeros((n, len(topics)), np.float32)
-        topic_onehot[:, t_idx] = 1
         sp_topic = np.zeros((n, len(speakers_all) * len(topics)), np.float32)
         for i, sp in enumerate(speakers):
             sp_topic[i, speakers_all.index(sp if sp in speakers_all else "none") * len(topics) + t_idx] = 1
         n_pol = len(self._lexicon_data()["polarity"])
-        polarity = lex[:, -n_pol:]
-        topic_x_pol = np.zeros((n, len(topics) * n_pol), np.float32)
-        topic_x_pol[:, t_idx * n_pol : (t_idx + 1) * n_pol] = polarity
-        parts = [base, sparse.csr_matrix(np.hstack([lex, topic_onehot, 2 * sp_topic, topic_x_pol]))]
+        polarity = sparse.csr_matrix(lex[:, -n_pol:])
+        parts = [
+            base,
+            sparse.csr_matrix(lex),
+            _topic_block(sparse.csr_matrix(np.ones((n, 1), np.float32)), t_idx, len(topics), 1.0),
+            sparse.csr_matrix(2 * sp_topic),
+            _topic_block(polarity, t_idx, len(topics), 1.0),
+        ]
         if self.topic_interaction:
             parts.append(_topic_block(base, t_idx, len(topics), self.topic_interaction))
         return sparse.hstack(parts).tocsr()
