@@ -323,3 +323,34 @@ def test_origin_weights_pull_the_model_toward_the_weighted_documents_and_survive
     assert again(_strip(seed_docs[0])).to_dict() == weighted(_strip(seed_docs[0])).to_dict()
     with pytest.raises(ValueError, match="origin_weights"):
         StanceClassifier(backend="fast", origin_weights={"seed": 0}).fit(seeds)
+
+
+def test_span_jitter_trains_on_moved_boundaries_but_keeps_the_annotated_spans_as_neighbours(seed_docs, tiny_encoder, tmp_path):
+    """`span_jitter` adds copies of each training quote whose content boundaries moved by up to
+    `span_jitter_ratio` of its length (the detector's spans differ from the annotators'), with the
+    quote's labels. The neighbour bank holds only the annotated spans, so the saved model does not
+    grow with the copies, and the setting survives save and load."""
+    from inference.pipeline.stance import _jittered
+
+    items = [(d, q) for d in seed_docs for q in d.quotes]
+    moved = _jittered(items, 2, 0.2, 0)
+    assert len(moved) == 2 * len(items)
+    assert any(tuple(q.content) != tuple(o.content) for (_, q), (_, o) in zip(moved, items + items))
+    for (doc, q), (_, orig) in zip(moved, items + items):
+        s, e = q.content
+        os_, oe = orig.content
+        reach = max(1, round(0.2 * (oe - os_)))
+        assert 0 <= s < e <= len(doc.text)
+        assert abs(s - os_) <= reach and abs(e - oe) <= reach
+        assert q.stances == orig.stances and q.speaker == orig.speaker
+
+    train = seed_docs[1:]
+    model = StanceClassifier(
+        backend="accurate", encoder=str(tiny_encoder), char_ngrams=False, neighbours=3, span_jitter=1
+    ).fit(train)
+    assert model.neighbour_emb_.shape[0] == sum(len(d.quotes) for d in train)
+    before = model(_strip(seed_docs[0])).to_dict()
+    model.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert (again.span_jitter, again.span_jitter_ratio) == (1, 0.2)
+    assert again(_strip(seed_docs[0])).to_dict() == before

@@ -129,6 +129,8 @@ class StanceClassifier(Component):
         neighbour_weight: float = 1.0,
         topic_interaction: float = 0.0,
         origin_weights: dict[str, float] | None = None,
+        span_jitter: int = 0,
+        span_jitter_ratio: float = 0.2,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -151,6 +153,8 @@ class StanceClassifier(Component):
         self.neighbour_weight = neighbour_weight
         self.topic_interaction = topic_interaction
         self.origin_weights = dict(origin_weights or {})
+        self.span_jitter = span_jitter
+        self.span_jitter_ratio = span_jitter_ratio
 
     def get_params(self) -> dict:
         return {
@@ -175,6 +179,8 @@ class StanceClassifier(Component):
             "neighbour_weight": self.neighbour_weight,
             "topic_interaction": self.topic_interaction,
             "origin_weights": self.origin_weights,
+            "span_jitter": self.span_jitter,
+            "span_jitter_ratio": self.span_jitter_ratio,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -242,12 +248,14 @@ class StanceClassifier(Component):
     def _uses_neighbours(self) -> bool:
         return self.backend == "accurate" and self.neighbours > 0
 
-    def _neighbour_features(self, emb: np.ndarray, doc_ids: list[str] | None = None) -> sparse.csr_matrix:
+    def _neighbour_features(
+        self, emb: np.ndarray, doc_ids: list[str] | None = None, bank_ids: list[str] | None = None
+    ) -> sparse.csr_matrix:
         """Per quote, the topics and (topic, stance) labels of its `neighbours` nearest annotated
         quotes by embedding, as shares: a quote in a language with few examples borrows the labels
         of what was said alike in the others. While fitting (`doc_ids` given), a quote's own
         document is left out, so the heads learn how far the neighbours can be trusted on text they
-        did not label."""
+        did not label. `bank_ids` names the bank rows' documents when they are not the query rows'."""
         bank, labels = self.neighbour_emb_, self.neighbour_labels_
         k = min(self.neighbours, bank.shape[0])
         if k == 0 or emb.shape[0] == 0:
@@ -255,7 +263,7 @@ class StanceClassifier(Component):
         sims = emb.astype(np.float32) @ bank.T
         if doc_ids is not None:
             ids = np.array(doc_ids)
-            sims[ids[:, None] == ids[None, :]] = -np.inf
+            sims[ids[:, None] == np.array(doc_ids if bank_ids is None else bank_ids)[None, :]] = -np.inf
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         shares = labels[nearest].astype(np.float32).mean(axis=1)
         return sparse.csr_matrix(self.neighbour_weight * shares)
@@ -331,14 +339,22 @@ class StanceClassifier(Component):
             return self
         self.lexicon_ = stance_lexicon()
         topics = list(default_registry().topics)
+        n_gold = len(items)
         contents, contexts = self._texts(items)
         groups = [id(doc) for doc, _ in items]
         base = self._text_features(contents, contexts, fit=True, groups=groups)
+        if self.span_jitter:
+            items = items + _jittered(items, self.span_jitter, self.span_jitter_ratio, self.random_state)
+            more_contents, more_contexts = self._texts(items[n_gold:])
+            more_groups = [id(doc) for doc, _ in items[n_gold:]]
+            base = sparse.vstack([base, self._text_features(more_contents, more_contexts, fit=False, groups=more_groups)]).tocsr()
+            contents, contexts, groups = contents + more_contents, contexts + more_contexts, groups + more_groups
         if self._uses_neighbours():
             emb = self._embed(contents, groups)
-            self.neighbour_emb_ = emb.astype(np.float32)
-            self.neighbour_labels_ = _label_matrix([q for _, q in items], topics)
-            base = sparse.hstack([base, self._neighbour_features(emb, [d.doc_id for d, _ in items])]).tocsr()
+            self.neighbour_emb_ = emb[:n_gold].astype(np.float32)
+            self.neighbour_labels_ = _label_matrix([q for _, q in items[:n_gold]], topics)
+            ids = [d.doc_id for d, _ in items]
+            base = sparse.hstack([base, self._neighbour_features(emb, ids, ids[:n_gold])]).tocsr()
         lex = self._lex_features(items, contents, contexts)
         x_topic = sparse.hstack([base, sparse.csr_matrix(lex)]).tocsr()
         y_topic = np.array([[int(q.stance_on(t) is not None) for t in topics] for _, q in items])
@@ -562,6 +578,22 @@ STATE_FORMAT = "quote-stance/stance-state/1"
 LEGACY_STATE = "state.skops"
 _THRESHOLD_GRID = np.round(np.arange(0.1, 0.91, 0.05), 2)
 _MIN_POSITIVES = 5
+
+
+def _jittered(items, copies: int, ratio: float, seed: int) -> list:
+    """`copies` copies of each (document, quote) with both content boundaries moved at random by up
+    to `ratio` of the content's length: the stance heads learn from gold spans but read the
+    detector's, which often take in or leave out the subject or a clause."""
+    rng = np.random.default_rng(seed)
+    out = []
+    for _ in range(copies):
+        for doc, q in items:
+            s, e = q.content
+            reach = max(1, round(ratio * (e - s)))
+            start = int(np.clip(s + rng.integers(-reach, reach + 1), 0, len(doc.text) - 1))
+            end = int(np.clip(e + rng.integers(-reach, reach + 1), start + 1, len(doc.text)))
+            out.append((doc, q.model_copy(update={"content": (start, end)})))
+    return out
 
 
 def _topic_block(x: sparse.csr_matrix, t_idx: int, n_topics: int, weight: float) -> sparse.csr_matrix:
