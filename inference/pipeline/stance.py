@@ -263,7 +263,8 @@ class StanceClassifier(Component):
         sims = emb.astype(np.float32) @ bank.T
         if doc_ids is not None:
             ids = np.array(doc_ids)
-            sims[ids[:, None] == np.array(doc_ids if bank_ids is None else bank_ids)[None, :]] = -np.inf
+            owners = ids if bank_ids is None else np.array(bank_ids)
+            sims[ids[:, None] == owners[None, :]] = -np.inf
         nearest = np.argpartition(-sims, k - 1, axis=1)[:, :k]
         shares = labels[nearest].astype(np.float32).mean(axis=1)
         return sparse.csr_matrix(self.neighbour_weight * shares)
