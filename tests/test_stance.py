@@ -354,3 +354,25 @@ def test_span_jitter_trains_on_moved_boundaries_but_keeps_the_annotated_spans_as
     again = StanceClassifier.load(tmp_path / "stance")
     assert (again.span_jitter, again.span_jitter_ratio) == (1, 0.2)
     assert again(_strip(seed_docs[0])).to_dict() == before
+
+
+def test_sentence_weight_reads_the_whole_sentence_so_a_cut_subject_changes_nothing(seed_docs, tmp_path):
+    """The detector often starts a Japanese quote after its subject (日本政府とロシアとの協力は…);
+    with `sentence_weight` the stance features also read the whole sentences the quote touches,
+    which a boundary moved inside the sentence leaves as they were. The setting survives save and load."""
+    doc = next(d for d in seed_docs if d.lang == "ja")
+    quote = next(q for q in doc.quotes if doc.quote_text(q).startswith("日本政府とロシアとの協力は"))
+    cut = quote.model_copy(update={"content": (quote.content[0] + len("日本政府とロシアとの協力は"), quote.content[1])})
+    model = StanceClassifier(backend="fast", sentence_weight=0.5)
+    whole, after_cut = model._sentences([(doc, quote), (doc, cut)])
+    assert whole == after_cut
+    assert doc.quote_text(quote) in whole and len(whole) > len(doc.quote_text(quote))
+    assert StanceClassifier(backend="fast")._sentences([(doc, quote)]) is None
+
+    train = [d for d in seed_docs if d.doc_id != doc.doc_id]
+    plain, fitted = StanceClassifier(backend="fast").fit(train), model.fit(train)
+    assert fitted.topic_model_.n_features_in_ == plain.topic_model_.n_features_in_ + len(fitted.vectorizer_.vocabulary_)
+    fitted.save(tmp_path / "stance")
+    again = StanceClassifier.load(tmp_path / "stance")
+    assert again.sentence_weight == 0.5
+    assert again(_strip(doc)).to_dict() == fitted(_strip(doc)).to_dict()

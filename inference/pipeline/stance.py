@@ -29,6 +29,7 @@ from scipy import sparse
 from inference.document import STANCE_LABELS, Document, Quote, Stance
 from inference.pipeline import char_ngrams
 from inference.pipeline.base import Component
+from inference.pipeline.lexicon import TextIndex
 from inference.pipeline.linear import logistic_proba
 from inference.registry import default_registry
 from inference.safe_io import STATE_JSON, ModelFileError, load_skops, load_state, save_state
@@ -131,6 +132,7 @@ class StanceClassifier(Component):
         origin_weights: dict[str, float] | None = None,
         span_jitter: int = 0,
         span_jitter_ratio: float = 0.2,
+        sentence_weight: float = 0.0,
     ):
         self.backend = backend
         self.topic_threshold = topic_threshold
@@ -155,6 +157,7 @@ class StanceClassifier(Component):
         self.origin_weights = dict(origin_weights or {})
         self.span_jitter = span_jitter
         self.span_jitter_ratio = span_jitter_ratio
+        self.sentence_weight = sentence_weight
 
     def get_params(self) -> dict:
         return {
@@ -181,6 +184,7 @@ class StanceClassifier(Component):
             "origin_weights": self.origin_weights,
             "span_jitter": self.span_jitter,
             "span_jitter_ratio": self.span_jitter_ratio,
+            "sentence_weight": self.sentence_weight,
         }
 
     # ---- features -------------------------------------------------------------------------
@@ -203,6 +207,21 @@ class StanceClassifier(Component):
         contexts = [quote_context(d, q, self.context_chars) for d, q in items]
         return contents, contexts
 
+    def _sentences(self, items: Sequence[tuple[Document, Quote]]) -> list[str] | None:
+        """The whole sentences each quote touches, when `sentence_weight` is set: the detector's
+        content boundaries often leave out a subject or take in a clause, the sentences around
+        the quote move far less, so the stance read from them survives a boundary error."""
+        if not self.sentence_weight:
+            return None
+        indexes: dict[int, TextIndex] = {}
+        out = []
+        for doc, q in items:
+            index = indexes.setdefault(id(doc), TextIndex(doc.text))
+            start = index.sentence_bounds(q.content[0])[0]
+            end = index.sentence_bounds(max(q.content[0], q.content[1] - 1))[1]
+            out.append(doc.text[start:end])
+        return out
+
     def _embed(self, texts: list[str], groups: list | None = None) -> np.ndarray:
         from inference.encoder.memo import embed  # imports torch: only presets that embed pay for it
 
@@ -212,7 +231,7 @@ class StanceClassifier(Component):
         return self.backend == "fast" if self.char_ngrams is None else bool(self.char_ngrams)
 
     def _text_features(
-        self, contents: list[str], contexts: list[str], fit: bool, groups: list | None = None
+        self, contents: list[str], contexts: list[str], fit: bool, groups: list | None = None, sentences: list[str] | None = None
     ) -> sparse.csr_matrix:
         """Character n-grams (fast: in-language wording) and/or encoder embeddings (accurate:
         carries across languages); `char_ngrams` adds the former to the accurate backend."""
@@ -233,6 +252,8 @@ class StanceClassifier(Component):
                 self.vectorizer_.fit(contexts)
             both = char_ngrams.transform(self.vectorizer_, contents + contexts, self._ngram_index())
             parts += [both[: len(contents)], 0.5 * both[len(contents) :]]
+            if sentences is not None:
+                parts.append(self.sentence_weight * char_ngrams.transform(self.vectorizer_, sentences, self._ngram_index()))
         if self.backend == "accurate":
             emb = self._embed(contents + contexts, None if groups is None else groups + groups)
             parts.append(sparse.csr_matrix(np.hstack([emb[: len(contents)], 0.5 * emb[len(contents) :]])))
@@ -343,12 +364,13 @@ class StanceClassifier(Component):
         n_gold = len(items)
         contents, contexts = self._texts(items)
         groups = [id(doc) for doc, _ in items]
-        base = self._text_features(contents, contexts, fit=True, groups=groups)
+        base = self._text_features(contents, contexts, fit=True, groups=groups, sentences=self._sentences(items))
         if self.span_jitter:
             items = items + _jittered(items, self.span_jitter, self.span_jitter_ratio, self.random_state)
             more_contents, more_contexts = self._texts(items[n_gold:])
             more_groups = [id(doc) for doc, _ in items[n_gold:]]
-            base = sparse.vstack([base, self._text_features(more_contents, more_contexts, fit=False, groups=more_groups)]).tocsr()
+            more = self._text_features(more_contents, more_contexts, fit=False, groups=more_groups, sentences=self._sentences(items[n_gold:]))
+            base = sparse.vstack([base, more]).tocsr()
             contents, contexts, groups = contents + more_contents, contexts + more_contexts, groups + more_groups
         if self._uses_neighbours():
             emb = self._embed(contents, groups)
@@ -460,7 +482,7 @@ class StanceClassifier(Component):
                 q.stances = st
             return docs
         groups = [id(doc) for doc, _ in items]
-        base = self._text_features(contents, contexts, fit=False, groups=groups)
+        base = self._text_features(contents, contexts, fit=False, groups=groups, sentences=self._sentences(items))
         if self._uses_neighbours():
             base = sparse.hstack([base, self._neighbour_features(self._embed(contents, groups))]).tocsr()
         lex = self._lex_features(items, contents, contexts)
