@@ -210,8 +210,9 @@ class StanceClassifier(Component):
     def _sentences(self, items: Sequence[tuple[Document, Quote]]) -> list[str] | None:
         """The whole sentences each quote touches, when `sentence_weight` is set: the detector's
         content boundaries often leave out a subject or take in a clause, the sentences around
-        the quote move far less, so the stance read from them survives a boundary error."""
-        if not self.sentence_weight:
+        the quote move far less, so the stance read from them survives a boundary error. Only the
+        character n-grams read them, so without those nothing is built."""
+        if not self.sentence_weight or not self._uses_char_ngrams():
             return None
         indexes: dict[int, TextIndex] = {}
         out = []
