@@ -207,6 +207,14 @@ class StanceClassifier(Component):
         contexts = [quote_context(d, q, self.context_chars) for d, q in items]
         return contents, contexts
 
+    def _item_features(self, items: Sequence[tuple[Document, Quote]], fit: bool) -> tuple[list[str], list[str], list, sparse.csr_matrix]:
+        """Texts, per-document batch groups and text features of (document, quote) items, the one
+        recipe for fitting, for the jittered copies and for prediction."""
+        contents, contexts = self._texts(items)
+        groups = [id(doc) for doc, _ in items]
+        base = self._text_features(contents, contexts, fit=fit, groups=groups, sentences=self._sentences(items))
+        return contents, contexts, groups, base
+
     def _sentences(self, items: Sequence[tuple[Document, Quote]]) -> list[str] | None:
         """The whole sentences each quote touches, when `sentence_weight` is set: the detector's
         content boundaries often leave out a subject or take in a clause, the sentences around
@@ -363,14 +371,10 @@ class StanceClassifier(Component):
         self.lexicon_ = stance_lexicon()
         topics = list(default_registry().topics)
         n_gold = len(items)
-        contents, contexts = self._texts(items)
-        groups = [id(doc) for doc, _ in items]
-        base = self._text_features(contents, contexts, fit=True, groups=groups, sentences=self._sentences(items))
+        contents, contexts, groups, base = self._item_features(items, fit=True)
         if self.span_jitter:
             items = items + _jittered(items, self.span_jitter, self.span_jitter_ratio, self.random_state)
-            more_contents, more_contexts = self._texts(items[n_gold:])
-            more_groups = [id(doc) for doc, _ in items[n_gold:]]
-            more = self._text_features(more_contents, more_contexts, fit=False, groups=more_groups, sentences=self._sentences(items[n_gold:]))
+            more_contents, more_contexts, more_groups, more = self._item_features(items[n_gold:], fit=False)
             base = sparse.vstack([base, more]).tocsr()
             contents, contexts, groups = contents + more_contents, contexts + more_contexts, groups + more_groups
         if self._uses_neighbours():
@@ -475,15 +479,13 @@ class StanceClassifier(Component):
         if not items:
             return docs
         topics = list(default_registry().topics)
-        contents, contexts = self._texts(items)
         if self.backend == "lexicon":
-            return self._predict_lexicon(docs, items, contents, contexts)
+            return self._predict_lexicon(docs, items, *self._texts(items))
         if self.backend == "finetune":
             for (_, q), st in zip(items, self.finetune_.predict(items)):
                 q.stances = st
             return docs
-        groups = [id(doc) for doc, _ in items]
-        base = self._text_features(contents, contexts, fit=False, groups=groups, sentences=self._sentences(items))
+        contents, contexts, groups, base = self._item_features(items, fit=False)
         if self._uses_neighbours():
             base = sparse.hstack([base, self._neighbour_features(self._embed(contents, groups))]).tocsr()
         lex = self._lex_features(items, contents, contexts)
