@@ -119,6 +119,41 @@ def train(
         console.print(metrics_table(metrics))
 
 
+@app.command("stance-cv")
+def stance_cv(
+    config: Path = typer.Option(..., "--config", "-c", exists=True, dir_okay=False, help="experiments/<name>.yaml"),
+    set_: list[str] = typer.Option(None, "--set", help="Override a stance parameter: key=value (YAML value); repeatable."),
+    spans_from: str = typer.Option(None, "--spans-from", help="MLflow run (id or its first characters) whose held-out quotes to read too."),
+    seeds: bool = typer.Option(True, help="Leave-one-document-out over the seeds."),
+    lolo: bool = typer.Option(True, help="Leave-one-language-out over the authored set."),
+    kfold: int = typer.Option(0, help="Also k-fold by document over the authored set (0: off)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress bar; JSON only."),
+) -> None:
+    """Refit only the stance stage per fold and score it on gold spans and on a run's detector spans."""
+    import json
+
+    from training.data import load_documents
+    from tqdm import tqdm
+
+    from training.experiment import EvaluationConfig, ExperimentConfig, folds
+    from training.stance_cv import parse_overrides, run_quotes, stance_cv as run_stance_cv
+    from training.train import tracking_uri
+
+    try:
+        cfg = ExperimentConfig.from_yaml(config).model_copy(
+            update={"evaluation": EvaluationConfig(seeds_lodo=seeds, authored_lolo=lolo, authored_kfold=kfold)}
+        )
+        overrides = parse_overrides(set_ or [])
+        detector = run_quotes(spans_from, tracking_uri()) if spans_from else None
+        docs = load_documents()
+        with tqdm(total=len(list(folds(docs, cfg.evaluation))), desc="stance folds", disable=quiet, leave=False) as bar:
+            result = run_stance_cv(cfg, docs, overrides, detector, on_fold_done=lambda fold: bar.update(1))
+    except ValueError as exc:
+        err_console.print(f"error: {exc}", markup=False, highlight=False)
+        raise typer.Exit(2) from exc
+    typer.echo(json.dumps({"config": str(config), "overrides": overrides, "spans_from": spans_from, "macro_f1": result}, indent=1))
+
+
 @app.command()
 def compare(experiments: list[str] = typer.Argument(None, help="Experiment names (default: all).")) -> None:
     """Print the comparison table (Markdown) of the latest run of each experiment in MLflow."""
