@@ -203,6 +203,26 @@ def test_min_topics_gives_every_quote_its_likeliest_topic_and_max_topics_caps_th
     assert StanceClassifier.load(tmp_path / "stance")(_strip(seed_docs[0])).to_dict() == floored.to_dict()
 
 
+def test_min_topic_share_drops_a_second_topic_far_less_likely_than_the_quotes_first(seed_docs, tmp_path):
+    """A per-topic cut-off is tuned on its topic alone; `min_topic_share` also asks a topic for a
+    share of the quote's likeliest topic's probability, so weak second topics go and the first
+    stays. The setting is a parameter of the fitted model, saved with it."""
+    train = [d for d in seed_docs if d.doc_id != "seed-000"]
+    held = _strip(seed_docs[0])
+    plain = StanceClassifier(backend="fast", topic_threshold=0.05).fit(train)
+    shared = StanceClassifier(backend="fast", topic_threshold=0.05, min_topic_share=0.9).fit(train)
+    before, after = plain(held.model_copy(deep=True)), shared(held.model_copy(deep=True))
+    assert sum(len(q.stances) for q in after.quotes) < sum(len(q.stances) for q in before.quotes)
+    for q_before, q_after in zip(before.quotes, after.quotes):
+        topics_after = {s.topic for s in q_after.stances}
+        assert topics_after <= {s.topic for s in q_before.stances}
+        assert bool(topics_after) == bool(q_before.stances)
+    shared.save(tmp_path / "stance")
+    reloaded = StanceClassifier.load(tmp_path / "stance")
+    assert reloaded.min_topic_share == 0.9
+    assert reloaded(held.model_copy(deep=True)).to_dict() == after.to_dict()
+
+
 def test_topic_similarity_compares_each_quote_with_the_topic_descriptions_it_was_fitted_with(seed_docs, tiny_encoder, tmp_path, monkeypatch):
     """`topic_similarity` adds, per topic, how much nearer the quote's embedding is to that topic's
     description (speakers.yaml) than to the others'; the descriptions are saved with the model, so
