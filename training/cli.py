@@ -132,9 +132,9 @@ def stance_cv(
     """Refit only the stance stage per fold and score it on gold spans and on a run's detector spans."""
     import json
 
-    from training.data import load_documents
     from tqdm import tqdm
 
+    from training.data import load_documents
     from training.experiment import EvaluationConfig, ExperimentConfig, folds
     from training.stance_cv import parse_overrides, run_quotes, stance_cv as run_stance_cv
     from training.train import tracking_uri
