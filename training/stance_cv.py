@@ -59,12 +59,16 @@ def run_quotes(run_id: str, tracking_uri: str) -> dict[str, dict[str, list[Quote
 
     mlflow.set_tracking_uri(tracking_uri)
     run_id = _resolve_run(run_id)
+    wanted = [
+        a.path
+        for a in mlflow.MlflowClient().list_artifacts(run_id, "evaluation")
+        if Path(a.path).name.startswith("predictions_") and a.path.endswith(".jsonl")
+    ]
+    out = {}
     with tempfile.TemporaryDirectory() as tmp:
-        local = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path="evaluation", dst_path=tmp))
-        out = {
-            path.stem.removeprefix("predictions_"): {d.doc_id: list(d.quotes) for d in read_jsonl(path)}
-            for path in sorted(local.glob("predictions_*.jsonl"))
-        }
+        for artifact in sorted(wanted):
+            path = Path(mlflow.artifacts.download_artifacts(run_id=run_id, artifact_path=artifact, dst_path=tmp))
+            out[path.stem.removeprefix("predictions_")] = {d.doc_id: list(d.quotes) for d in read_jsonl(path)}
     if not out:
         raise ValueError(f"run {run_id} logged no held-out predictions (evaluation/predictions_*.jsonl)")
     return out
