@@ -50,6 +50,19 @@ def test_stance_cv_never_fits_on_the_held_out_documents_and_reads_given_spans_li
     lolo = result["authored_lolo"]
     assert lolo["detector"] == lolo["gold"]
     assert 0.0 < lolo["gold"]["stance_macro_f1"] <= 1.0
+    assert lolo["gap"] == {"missed_quotes": 0.0, "false_alarms": 0.0, "found_spans": 0.0}
+
+
+def test_stance_cv_gap_charges_quotes_the_detector_missed_to_missed_quotes(small_set):
+    authored = [d for d in small_set if d.origin == "authored"]
+    first_missed = {"authored_lolo": {d.doc_id: d.quotes[1:] for d in authored}}
+    lolo = stance_cv(_config(seeds=False), small_set, None, first_missed)["authored_lolo"]
+
+    assert lolo["gap"]["false_alarms"] == 0.0
+    assert lolo["gap"]["found_spans"] == 0.0
+    assert lolo["gap"]["missed_quotes"] > 0.0
+    lost = lolo["gold"]["stance_macro_f1"] - lolo["detector"]["stance_macro_f1"]
+    assert sum(lolo["gap"].values()) == pytest.approx(lost, abs=2e-4)
 
 
 def test_stance_cv_refuses_a_run_without_the_split_before_fitting(small_set):

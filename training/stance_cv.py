@@ -9,6 +9,10 @@ the stance stage refitted, so this module does that over the training run's own 
   held-out predictions (`--spans-from RUN`): what the setting would score end to end with that
   run's detector, without refitting the detector.
 
+With both, `gap` splits the difference between the two figures into what the detector's missed
+quotes, its false alarms and its spans of the quotes it found each cost, so work goes where the
+points are.
+
     quote-stance stance-cv --config experiments/fast.yaml --set sentence_weight=0.5 --spans-from 80d528ea
 """
 
@@ -23,7 +27,7 @@ import yaml
 
 from inference.analyzer import component_class
 from inference.document import Document, Quote
-from inference.scoring import score
+from inference.scoring import match_overlap, score
 from inference.validate import read_jsonl
 from training.experiment import ExperimentConfig, Fold, folds, raw
 
@@ -93,7 +97,8 @@ def stance_cv(
     on_fold_done: Callable[[Fold], None] | None = None,
 ) -> dict[str, dict[str, dict[str, float]]]:
     """Stance macro-F1 (and favor/against F1) per split kind and span source, the stance stage
-    refitted on each fold's training documents; `detector_quotes` as `run_quotes` returns it."""
+    refitted on each fold's training documents; `detector_quotes` as `run_quotes` returns it.
+    With detector quotes, each split also gets `gap` (see `gap`)."""
     params = stance_params(config, overrides or {})
     pooled: dict[tuple[str, str], tuple[list[Document], list[Document]]] = {}
     for fold in folds(docs, config.evaluation):
@@ -120,7 +125,32 @@ def stance_cv(
             "stance_macro_f1": round(s["stance_macro_f1"], 4),
             "stance_favor_against_f1": round(s["stance_favor_against_f1"], 4),
         }
+        if source == "detector":
+            out[kind]["gap"] = gap(gold, pooled[(kind, "gold")][1], pred)
     return out
+
+
+def gap(gold: Sequence[Document], on_gold: Sequence[Document], on_detector: Sequence[Document]) -> dict[str, float]:
+    """Stance macro-F1 lost from annotated spans to detector spans, in three parts that add up:
+    `missed_quotes` (gold quotes the detector did not find), `false_alarms` (stances put on its
+    quotes that match no gold quote) and `found_spans` (the found quotes read through the
+    detector's spans and speakers instead of the annotated ones). Each part is the change when
+    that difference alone is undone, in the order found_spans, false_alarms, missed_quotes."""
+    as_gold, found_only = [], []
+    for g, pg, pd in zip(gold, on_gold, on_detector, strict=True):
+        matched = {pj: gi for gi, pj in match_overlap(g.quotes, pd.quotes)}
+        quotes = [
+            q.model_copy(update={"stances": pg.quotes[matched[j]].stances}) if j in matched else q
+            for j, q in enumerate(pd.quotes)
+        ]
+        as_gold.append(pd.model_copy(update={"quotes": quotes}))
+        found_only.append(pd.model_copy(update={"quotes": [q for j, q in enumerate(quotes) if j in matched]}))
+    f1 = [score(gold, docs)["overall"]["stance_macro_f1"] for docs in (on_gold, found_only, as_gold, on_detector)]
+    return {
+        "missed_quotes": round(f1[0] - f1[1], 4),
+        "false_alarms": round(f1[1] - f1[2], 4),
+        "found_spans": round(f1[2] - f1[3], 4),
+    }
 
 
 def _with_quotes(doc: Document, quotes: Sequence[Quote]) -> Document:
