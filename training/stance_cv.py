@@ -119,23 +119,32 @@ def stance_cv(
         if on_fold_done:
             on_fold_done(fold)
     out: dict[str, dict[str, dict[str, float]]] = {}
+    on_gold_f1: dict[str, float] = {}
     for (kind, source), (gold, pred) in pooled.items():
         s = score(gold, pred)["overall"]
         out.setdefault(kind, {})[source] = {
             "stance_macro_f1": round(s["stance_macro_f1"], 4),
             "stance_favor_against_f1": round(s["stance_favor_against_f1"], 4),
         }
-        if source == "detector":
-            out[kind]["gap"] = gap(gold, pooled[(kind, "gold")][1], pred)
+        if source == "gold":
+            on_gold_f1[kind] = s["stance_macro_f1"]
+        else:
+            out[kind]["gap"] = gap(gold, pooled[(kind, "gold")][1], pred, (on_gold_f1[kind], s["stance_macro_f1"]))
     return out
 
 
-def gap(gold: Sequence[Document], on_gold: Sequence[Document], on_detector: Sequence[Document]) -> dict[str, float]:
+def gap(
+    gold: Sequence[Document],
+    on_gold: Sequence[Document],
+    on_detector: Sequence[Document],
+    f1: tuple[float, float],
+) -> dict[str, float]:
     """Stance macro-F1 lost from annotated spans to detector spans, in three parts that add up:
     `missed_quotes` (gold quotes the detector did not find), `false_alarms` (stances put on its
     quotes that match no gold quote) and `found_spans` (the found quotes read through the
     detector's spans and speakers instead of the annotated ones). Each part is the change when
-    that difference alone is undone, in the order found_spans, false_alarms, missed_quotes."""
+    that difference alone is undone, in the order found_spans, false_alarms, missed_quotes.
+    `f1` holds the macro-F1 of `on_gold` and of `on_detector`, already scored by the caller."""
     as_gold, found_only = [], []
     for g, pg, pd in zip(gold, on_gold, on_detector, strict=True):
         matched = {pj: gi for gi, pj in match_overlap(g.quotes, pd.quotes)}
@@ -145,11 +154,11 @@ def gap(gold: Sequence[Document], on_gold: Sequence[Document], on_detector: Sequ
         ]
         as_gold.append(pd.model_copy(update={"quotes": quotes}))
         found_only.append(pd.model_copy(update={"quotes": [q for j, q in enumerate(quotes) if j in matched]}))
-    f1 = [score(gold, docs)["overall"]["stance_macro_f1"] for docs in (on_gold, found_only, as_gold, on_detector)]
+    f1_found_only, f1_as_gold = (score(gold, docs)["overall"]["stance_macro_f1"] for docs in (found_only, as_gold))
     return {
-        "missed_quotes": round(f1[0] - f1[1], 4),
-        "false_alarms": round(f1[1] - f1[2], 4),
-        "found_spans": round(f1[2] - f1[3], 4),
+        "missed_quotes": round(f1[0] - f1_found_only, 4),
+        "false_alarms": round(f1_found_only - f1_as_gold, 4),
+        "found_spans": round(f1_as_gold - f1[1], 4),
     }
 
 
