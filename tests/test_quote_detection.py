@@ -371,3 +371,49 @@ def test_the_cue_sense_stage_stays_silent_in_a_language_it_never_saw(seed_docs, 
     loaded = QuoteDetector.load(tmp_path)
     vi = next(d for d in seed_docs if d.doc_id == "seed-003")
     assert _cue_sense(loaded.cue_sense_, loaded._context(_raw(vi))) == _cue_sense(det.cue_sense_, det._context(_raw(vi)))
+
+
+def _authored(doc_id: str) -> Document:
+    lang = doc_id.split("-")[0]
+    return next(d for d in read_jsonl(ROOT / "annotations" / "authored" / f"{lang}.jsonl") if d.doc_id == doc_id)
+
+
+def test_content_after_a_lead_phrase_behind_the_japanese_subject_gets_a_candidate_of_its_own():
+    """ja-107: 一方、ロシア大統領は15日の記者会見で、共同宣言には…と指摘した。 The content starts after
+    the lead phrase that follows the subject (15日の記者会見で、); with `lead_phrase` that start is
+    a candidate, and the span that takes the lead phrase in is flagged."""
+    doc = _authored("ja-107")
+    gold = next(q for q in doc.quotes if "共同宣言には" in doc.text[q.content[0] : q.content[1]])
+    lead_start = doc.text.index("15日の記者会見で、", doc.text.index("ロシア大統領は"))
+
+    def back_spans(det: QuoteDetector) -> dict[tuple[int, int], dict]:
+        _, _, _, spans, feats = det._candidates(_raw(doc))
+        return {span: f for (cue, span), f in zip(spans, feats) if cue == tuple(gold.cue)}
+
+    plain, lead = back_spans(QuoteDetector()), back_spans(QuoteDetector(lead_phrase=True))
+    assert tuple(gold.content) not in plain
+    assert lead[tuple(gold.content)]["start=after_subject_clause"] == 1.0
+    assert lead[tuple(gold.content)]["lead_clause"] == 0.0
+    assert lead[(lead_start, gold.content[1])]["lead_clause"] == 1.0
+    assert not any("lead_clause" in f for f in plain.values())
+
+
+def test_vietnamese_content_is_not_cut_after_la_or_ve_inside_it():
+    """vi-009: "… cho biết các hệ thống này là cần thiết để bảo vệ …": là (is) and về (about)
+    are no complementizers (lexicons/vi.yaml), so no candidate of the cue starts after them."""
+    doc = _authored("vi-009")
+    gold = next(q for q in doc.quotes if doc.text[q.content[0] :].startswith("các hệ thống này là cần thiết"))
+    _, _, _, spans, _ = QuoteDetector()._candidates(_raw(doc))
+    starts = {s for (cue, (s, _)) in spans if cue == tuple(gold.cue)}
+    assert gold.content[0] in starts
+    assert doc.text.index("cần thiết", gold.content[0]) not in starts
+
+
+def test_vietnamese_ve_right_after_the_cue_is_left_out_of_the_content(seed_docs):
+    """seed-002: "Shoigu nhấn mạnh về [mối quan ngại của Nga …]" (GUIDELINES: về after the cue is
+    left out like a complementizer): the cue particle moves the first candidate past it."""
+    doc = next(d for d in seed_docs if d.doc_id == "seed-002")
+    gold = next(q for q in doc.quotes if doc.text[q.content[0] :].startswith("mối quan ngại của Nga"))
+    _, _, _, spans, feats = QuoteDetector()._candidates(_raw(doc))
+    first = [f for (cue, (s, _)), f in zip(spans, feats) if cue == tuple(gold.cue) and s == gold.content[0]]
+    assert first and all(f["start=after_cue_comp"] == 1.0 for f in first)

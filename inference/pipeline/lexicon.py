@@ -40,6 +40,9 @@ class Lexicon:
     act_cues: tuple[str, ...] = ()
     """Cues that report an act more often than words (proposed, agreed): GUIDELINES §1 makes
     them quotes only when the words of the act are given."""
+    cue_particles: tuple[str, ...] = ()
+    """Words left out like a complementizer only right after the cue (Vietnamese nhấn mạnh về):
+    anywhere else they belong to the content, so no candidate span starts after them there."""
     individual: tuple[str, ...] = ()
     """Nouns naming one person or outlet (spokesman, minister, newspaper): they make a phrase that
     also names an institution ("the Kremlin spokesman") a single speaker."""
@@ -91,6 +94,14 @@ class Lexicon:
                 end = pos + len(comp)
                 if not self.word_boundaries or end >= len(text) or not is_word_char(text[end]):
                     return len(comp)
+        return 0
+
+    def cue_particle_at(self, text: str, pos: int) -> int:
+        """Length of the cue particle starting at `pos` (0 when none)."""
+        for particle in sorted(self.cue_particles, key=len, reverse=True):
+            end = pos + len(particle)
+            if text.startswith(particle, pos) and (not self.word_boundaries or end >= len(text) or not is_word_char(text[end])):
+                return len(particle)
         return 0
 
     def complementizer_before(self, text: str, pos: int) -> int:
@@ -282,6 +293,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
             clitics=tuple(_nfc(raw.get("clitics", []))),
             subject_markers_final=bool(raw.get("subject_markers_final", False)),
             complementizers=tuple(_nfc(raw.get("complementizers", []))),
+            cue_particles=tuple(_nfc(raw.get("cue_particles", []))),
             pronouns=tuple(_nfc(raw.get("pronouns", []))),
             collective=tuple(_nfc(raw.get("collective", []))),
             individual=tuple(_nfc(raw.get("individual", []))),

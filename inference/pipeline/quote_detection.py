@@ -239,6 +239,7 @@ def _subject_marker_ends_at(text: str, lex: Lexicon, pos: int) -> bool:
 
 
 _MARK_FOLDS = 5
+_LEAD_CHARS = 24
 _ADJACENT_CHARS = 12
 _ADJACENT_WINDOW = 48
 """How far (in characters, spaces included) a mention may lie from the cue and still be tested."""
@@ -317,6 +318,7 @@ class QuoteDetector(Component):
         cue_context: bool = False,
         cue_threshold: float = 0.2,
         cue_sense_speaker: bool = False,
+        lead_phrase: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -334,6 +336,7 @@ class QuoteDetector(Component):
         self.cue_context = cue_context
         self.cue_threshold = cue_threshold
         self.cue_sense_speaker = cue_sense_speaker
+        self.lead_phrase = lead_phrase
         self.cue_sense_: LinearScorer | None = None
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
@@ -433,7 +436,7 @@ class QuoteDetector(Component):
         pos = ce
         while pos < sent_end and (text[pos].isspace() or text[pos] in ",:：،、，"):
             pos += 1
-        comp = comp_at.get(pos, 0)
+        comp = comp_at.get(pos, 0) or lex.cue_particle_at(text, pos)
         starts = [(pos + comp, "after_cue" if not comp else "after_cue_comp")]
         for j in _between(ctx.comps.starts, pos + 1, min(sent_end, pos + 120)):
             if not is_word_char(text[j - 1]) and j + comp_at[j] < sent_end:
@@ -475,6 +478,9 @@ class QuoteDetector(Component):
             j = text.find(marker, sent_s, cs)
             if j >= 0:
                 b_starts.append((j + len(marker), "after_subject"))
+                lead = next(iter(_between(ctx.clauses, j + len(marker) + 1, cs)), None)
+                if self.lead_phrase and lead is not None:
+                    b_starts.append((lead + 1, "after_subject_clause"))
                 break
         j = next(iter(_between(ctx.clauses, sent_s, cs)), None)
         if j is not None:
@@ -593,6 +599,7 @@ class QuoteDetector(Component):
             "starts_paragraph": float(s == 0 or _after_newline(text, s, " ")),
             "person_between": person_between,
             "person_in_span_near_cue": person_in_near,
+            **({"lead_clause": _lead_clause(ctx, s, e)} if self.lead_phrase else {}),
         }
 
     def _rule_span(self, feats: dict) -> float:
@@ -833,6 +840,7 @@ class QuoteDetector(Component):
                 "cue_context": self.cue_context,
                 "cue_sense_speaker": self.cue_sense_speaker,
                 "cue_threshold": self.cue_threshold,
+                "lead_phrase": self.lead_phrase,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
@@ -876,6 +884,13 @@ def _cue_window(ctx: _Context, cue: tuple[int, int], speaker: bool = False) -> d
         feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
         feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
     return feats
+
+
+def _lead_clause(ctx: _Context, s: int, e: int) -> float:
+    """A clause break within the span's first characters with more text after it: content that
+    begins with a lead phrase (15日の記者会見で、…, no obstante, …) that is often no part of it."""
+    j = next(iter(_between(ctx.clauses, s + 1, min(e, s + _LEAD_CHARS))), None)
+    return float(j is not None and e - j > _LEAD_CHARS // 2)
 
 
 def _cue_word(ctx: _Context, cue: tuple[int, int]) -> str:
