@@ -89,19 +89,18 @@ class Lexicon:
         """Length of the complementizer starting at `pos` (0 when none)."""
         if pos >= 0 and (pos >= len(text) or text[pos] not in self._complementizer_edges[0]):
             return 0
-        for comp in self._complementizers_longest_first:
-            if text.startswith(comp, pos):
-                end = pos + len(comp)
-                if not self.word_boundaries or end >= len(text) or not is_word_char(text[end]):
-                    return len(comp)
-        return 0
+        return self._term_at(text, pos, self._complementizers_longest_first)
 
     def cue_particle_at(self, text: str, pos: int) -> int:
         """Length of the cue particle starting at `pos` (0 when none)."""
-        for particle in sorted(self.cue_particles, key=len, reverse=True):
-            end = pos + len(particle)
-            if text.startswith(particle, pos) and (not self.word_boundaries or end >= len(text) or not is_word_char(text[end])):
-                return len(particle)
+        return self._term_at(text, pos, tuple(sorted(self.cue_particles, key=len, reverse=True)))
+
+    def _term_at(self, text: str, pos: int, terms_longest_first: tuple[str, ...]) -> int:
+        """Length of the first of the terms that starts at `pos` and ends at a word's end."""
+        for term in terms_longest_first:
+            end = pos + len(term)
+            if text.startswith(term, pos) and (not self.word_boundaries or end >= len(text) or not is_word_char(text[end])):
+                return len(term)
         return 0
 
     def complementizer_before(self, text: str, pos: int) -> int:

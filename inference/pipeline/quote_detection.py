@@ -478,8 +478,8 @@ class QuoteDetector(Component):
             j = text.find(marker, sent_s, cs)
             if j >= 0:
                 b_starts.append((j + len(marker), "after_subject"))
-                lead = next(iter(_between(ctx.clauses, j + len(marker) + 1, cs)), None)
-                if self.lead_phrase and lead is not None:
+                lead = next(iter(_between(ctx.clauses, j + len(marker) + 1, cs)), None) if self.lead_phrase else None
+                if lead is not None:
                     b_starts.append((lead + 1, "after_subject_clause"))
                 break
         j = next(iter(_between(ctx.clauses, sent_s, cs)), None)
