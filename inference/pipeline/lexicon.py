@@ -79,6 +79,10 @@ class Lexicon:
         return tuple(sorted(self.complementizers, key=len, reverse=True))
 
     @cached_property
+    def _cue_particles_longest_first(self) -> tuple[str, ...]:
+        return tuple(sorted(self.cue_particles, key=len, reverse=True))
+
+    @cached_property
     def _complementizer_edges(self) -> tuple[frozenset[str], frozenset[str]]:
         """First and last characters of the complementizers: most positions are rejected by
         one set lookup (the span search asks at every character)."""
@@ -93,7 +97,7 @@ class Lexicon:
 
     def cue_particle_at(self, text: str, pos: int) -> int:
         """Length of the cue particle starting at `pos` (0 when none)."""
-        return self._term_at(text, pos, tuple(sorted(self.cue_particles, key=len, reverse=True)))
+        return self._term_at(text, pos, self._cue_particles_longest_first)
 
     def _term_at(self, text: str, pos: int, terms_longest_first: tuple[str, ...]) -> int:
         """Length of the first of the terms that starts at `pos` and ends at a word's end."""
