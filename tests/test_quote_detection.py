@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import time
-from pathlib import Path
 
 import pytest
 
 from inference.document import Document
 from inference.pipeline.quote_detection import QuoteDetector, scan_marks
 from inference.validate import read_jsonl
+from tests.conftest import ANNOTATIONS
 
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def _raw(doc: Document) -> Document:
@@ -329,7 +328,7 @@ def test_the_cue_sense_stage_tells_a_saying_verb_from_the_same_word_used_as_a_no
     from inference.pipeline.quote_detection import _cue_sense
 
     held = next(d for d in seed_docs if d.doc_id == "seed-003")
-    train = read_jsonl(ROOT / "annotations" / "authored" / "vi.jsonl")
+    train = read_jsonl(ANNOTATIONS / "authored" / "vi.jsonl")
     det = QuoteDetector(cue_context=True, cue_threshold=0.3).fit(train)
     ctx = det._context(_raw(held))
     senses = _cue_sense(det.cue_sense_, ctx)
@@ -346,7 +345,7 @@ def test_the_cue_sense_stage_keeps_a_short_cue_with_its_speaker_beside_it(seed_d
     from inference.pipeline.quote_detection import _cue_sense
 
     held = next(d for d in seed_docs if d.doc_id == "seed-003")
-    train = [d for f in sorted((ROOT / "annotations" / "authored").glob("*.jsonl")) for d in read_jsonl(f)]
+    train = [d for f in sorted((ANNOTATIONS / "authored").glob("*.jsonl")) for d in read_jsonl(f)]
     cho, noun, shows = _cue_at(held, "cho", "Ông Kono cũng"), _cue_at(held, "tuyên bố", "mới ký"), _cue_at(held, "cho", "thượng mại…")
     senses = {}
     for speaker in (False, True):
@@ -362,7 +361,7 @@ def test_the_cue_sense_stage_stays_silent_in_a_language_it_never_saw(seed_docs, 
     from inference.pipeline.quote_detection import _cue_sense
 
     held = next(d for d in seed_docs if d.doc_id == "seed-004")
-    train = read_jsonl(ROOT / "annotations" / "authored" / "vi.jsonl")
+    train = read_jsonl(ANNOTATIONS / "authored" / "vi.jsonl")
     det = QuoteDetector(cue_context=True).fit(train)
     assert _cue_sense(det.cue_sense_, det._context(_raw(held))) == {}
     plain = QuoteDetector().fit(train)
@@ -375,7 +374,7 @@ def test_the_cue_sense_stage_stays_silent_in_a_language_it_never_saw(seed_docs, 
 
 def _authored(doc_id: str) -> Document:
     lang = doc_id.split("-")[0]
-    return next(d for d in read_jsonl(ROOT / "annotations" / "authored" / f"{lang}.jsonl") if d.doc_id == doc_id)
+    return next(d for d in read_jsonl(ANNOTATIONS / "authored" / f"{lang}.jsonl") if d.doc_id == doc_id)
 
 
 def test_content_after_a_lead_phrase_behind_the_japanese_subject_gets_a_candidate_of_its_own():
