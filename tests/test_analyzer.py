@@ -8,9 +8,10 @@ from typer.testing import CliRunner
 
 from inference.analyzer import Analyzer, ModelLoadError, load_analyzer
 from inference.document import Document
-from inference.validate import check_document
+from inference.scoring import score
+from inference.validate import check_document, write_jsonl
 from training.cli import app
-from training.experiment import ExperimentConfig
+from training.experiment import ExperimentConfig, raw
 from tests.conftest import ROOT
 
 runner = CliRunner()
@@ -91,6 +92,20 @@ def test_cli_analyze_text_file_prints_a_table(rules_dir, tmp_path, seed_docs):
     result = runner.invoke(app, ["analyze", str(src), "--published", "2013-11-02", "--model", str(rules_dir)])
     assert result.exit_code == 0, result.output
     assert "article" in result.stdout and "speaker" in result.stdout
+
+
+def test_cli_evaluate_prints_quote_speaker_and_stance_scores_overall_and_per_language(rules, rules_dir, tmp_path, seed_docs):
+    gold = tmp_path / "gold.jsonl"
+    write_jsonl(seed_docs[:3], gold)
+    result = runner.invoke(app, ["evaluate", str(gold), "--model", str(rules_dir)])
+    assert result.exit_code == 0, result.output
+    expected = score(seed_docs[:3], list(rules.analyze_many([raw(d) for d in seed_docs[:3]])))
+    rows = {line.split()[0]: line.split()[1:] for line in result.stdout.splitlines() if line.strip()}
+    assert set(expected["by_lang"]) < set(rows)
+    assert rows["overall"][2] == f"{expected['overall']['overlap']['f1']:.3f}"
+    assert rows["overall"][-2] == str(len([q for d in seed_docs[:3] for q in d.quotes]))
+    as_json = runner.invoke(app, ["evaluate", str(gold), "--model", str(rules_dir), "--format", "json"])
+    assert json.loads(as_json.stdout)["overall"]["end_to_end"] == pytest.approx(expected["overall"]["end_to_end"])
 
 
 @pytest.mark.slow

@@ -185,6 +185,7 @@ def evaluate(
     gold: Path = typer.Argument(..., exists=True, help="Gold JSONL (annotation format)."),
     model: str = typer.Option(None, "--model", "-m", help="Preset, model directory or MLflow URI (default: bundled)."),
     output: Path = typer.Option(None, "--output", "-o", help="Also write the predictions here (JSONL)."),
+    fmt: str = typer.Option("table", "--format", "-f", help="table | json (every metric, overall and per language)"),
 ) -> None:
     """Score a model against gold documents with the training metrics. Note: the bundled model
     was fitted on the bundled annotations, so scoring it on them measures training data."""
@@ -192,7 +193,11 @@ def evaluate(
     from inference.scoring import score
     from inference.validate import read_jsonl, write_jsonl
     from training.experiment import raw
-    from training.report import metrics_table
+    from training.report import score_table
+
+    if fmt not in ("table", "json"):
+        err_console.print(f"error: --format must be table or json, not {fmt!r}")
+        raise typer.Exit(2)
 
     golds = _read_or_exit(read_jsonl, gold)
     analyzer = load_analyzer(model)
@@ -200,7 +205,12 @@ def evaluate(
     if output:
         write_jsonl(preds, output)
     s = score(golds, preds)
-    console.print(metrics_table({k: v for k, v in s.items() if isinstance(v, (int, float))}))
+    if fmt == "json":
+        import json
+
+        typer.echo(json.dumps(s, ensure_ascii=False, indent=1))
+    else:
+        console.print(score_table(s, title=f"{gold.name}: {len(golds)} documents"))
 
 
 @app.command()

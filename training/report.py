@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from rich import box
 from rich.table import Table
 from rich.text import Text
 
@@ -17,6 +18,49 @@ def metrics_table(metrics: dict[str, float], title: str = "Metrics") -> Table:
     for name in sorted(metrics):
         if name.count(".") <= 1:
             t.add_row(name, f"{metrics[name]:.3f}")
+    return t
+
+
+HEADLINE_METRICS = (
+    ("P", ("overlap", "precision")),
+    ("R", ("overlap", "recall")),
+    ("F1", ("overlap", "f1")),
+    ("exact", ("exact", "f1")),
+    ("spk", ("attribution",)),
+    ("e2e", ("end_to_end",)),
+    ("stance", ("stance_macro_f1",)),
+    ("f/a", ("stance_favor_against_f1",)),
+    ("gold", ("n_gold",)),
+    ("pred", ("n_pred",)),
+)
+"""Columns of `score_table`: quote P/R/F1 by overlap, exact-span F1, speaker accuracy on gold spans,
+end-to-end attribution, stance macro-F1 and favor/against F1, gold and predicted quote counts."""
+
+
+def score_table(scores: dict, title: str = "Scores") -> Table:
+    """`inference.scoring.score`'s result as one table: a row overall and one per language."""
+    rows = {"overall": scores["overall"], **scores.get("by_lang", {})}
+    t = Table(
+        title=title,
+        caption=(
+            "P/R/F1: quotes by overlap; exact: F1 of exact spans; spk: speaker on gold spans; "
+            "e2e: quote found and speaker right; stance: macro-F1; f/a: favor/against F1"
+        ),
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        padding=(0, 1, 0, 0),
+    )
+    t.add_column("", no_wrap=True)
+    for label, _ in HEADLINE_METRICS:
+        t.add_column(label, justify="right", no_wrap=True)
+    for name, s in rows.items():
+        cells = []
+        for _, path in HEADLINE_METRICS:
+            value = s
+            for key in path:
+                value = value.get(key) if isinstance(value, dict) else None
+            cells.append("" if value is None else f"{value:d}" if isinstance(value, int) else f"{value:.3f}")
+        t.add_row(name, *cells, end_section=name == "overall")
     return t
 
 
