@@ -7,6 +7,7 @@ from rich.table import Table
 from rich.text import Text
 
 from inference.document import Document
+from training.scoring import named_metrics
 
 STANCE_STYLE = {"favor": "green", "against": "red", "neutral": "yellow"}
 
@@ -22,19 +23,18 @@ def metrics_table(metrics: dict[str, float], title: str = "Metrics") -> Table:
 
 
 HEADLINE_METRICS = (
-    ("P", ("overlap", "precision")),
-    ("R", ("overlap", "recall")),
-    ("F1", ("overlap", "f1")),
-    ("exact", ("exact", "f1")),
-    ("spk", ("attribution",)),
-    ("e2e", ("end_to_end",)),
-    ("stance", ("stance_macro_f1",)),
-    ("f/a", ("stance_favor_against_f1",)),
-    ("gold", ("n_gold",)),
-    ("pred", ("n_pred",)),
+    ("P", "quote_precision_overlap"),
+    ("R", "quote_recall_overlap"),
+    ("F1", "quote_f1_overlap"),
+    ("exact", "quote_f1_exact"),
+    ("spk", "attribution_accuracy_gold_spans"),
+    ("e2e", "attribution_accuracy_e2e"),
+    ("stance", "stance_macro_f1"),
+    ("f/a", "stance_favor_against_f1"),
+    ("gold", "n_gold"),
+    ("pred", "n_pred"),
 )
-"""Columns of `score_table`: quote P/R/F1 by overlap, exact-span F1, speaker accuracy on gold spans,
-end-to-end attribution, stance macro-F1 and favor/against F1, gold and predicted quote counts."""
+"""Columns of `score_table` (short labels, the metric names of `training.scoring.named_metrics`)."""
 
 
 def score_table(scores: dict, title: str = "Scores") -> Table:
@@ -53,13 +53,9 @@ def score_table(scores: dict, title: str = "Scores") -> Table:
     t.add_column("", no_wrap=True)
     for label, _ in HEADLINE_METRICS:
         t.add_column(label, justify="right", no_wrap=True)
-    for name, s in rows.items():
-        cells = []
-        for _, path in HEADLINE_METRICS:
-            value = s
-            for key in path:
-                value = value.get(key) if isinstance(value, dict) else None
-            cells.append("" if value is None else f"{value:d}" if isinstance(value, int) else f"{value:.3f}")
+    for name, result in rows.items():
+        named = named_metrics(result)
+        cells = [f"{named[m]:.0f}" if m.startswith("n_") else f"{named[m]:.3f}" for _, m in HEADLINE_METRICS]
         t.add_row(name, *cells, end_section=name == "overall")
     return t
 

@@ -11,7 +11,7 @@ from inference.scoring import score
 RECORD_PARTS = ("quote_f1_overlap", "attribution_accuracy_e2e", "stance_macro_f1")
 
 
-def _named(result: dict) -> dict[str, float]:
+def named_metrics(result: dict) -> dict[str, float]:
     """The scorer's nested result under the flat names used in MLflow and the README."""
     return {
         "quote_precision_overlap": result["overlap"]["precision"],
@@ -30,8 +30,8 @@ def _named(result: dict) -> dict[str, float]:
 
 def score_results(res) -> dict:
     e2e = score(res.gold, res.pred, attributed_docs=res.on_gold_spans or None)
-    out = _named(e2e["overall"])
-    per_language = {lang: _named(r) for lang, r in e2e["by_lang"].items()}
+    out = named_metrics(e2e["overall"])
+    per_language = {lang: named_metrics(r) for lang, r in e2e["by_lang"].items()}
     gold_spans = score(res.gold, res.on_gold_spans) if res.on_gold_spans else None
     if gold_spans:
         out["stance_macro_f1_gold_spans"] = gold_spans["overall"]["stance_macro_f1"]
