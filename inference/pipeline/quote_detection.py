@@ -910,22 +910,25 @@ def _cue_sense(scorer: LinearScorer | None, ctx: _Context, speaker: bool = False
 
 
 def _cue_for(ctx: _Context, start: int, end: int) -> tuple[int, int] | None:
-    """The nearest cue in the quote's paragraph (else one just across a paragraph break)."""
-    paras = (ctx.index.paragraph_of(start), ctx.index.paragraph_of(max(start, end - 1)))
-    best, best_d, fallback, fallback_d = None, 101, None, 31
+    """The nearest cue in the quote's own sentence, else the nearest in its paragraph (else one
+    just across a paragraph break). In `"A," Lavrov said. "B," Shoigu said.` the `said` right
+    before "B" ends the sentence of "A", whose cue it is; B's own is the one after it."""
+    index = ctx.index
+    paras = (index.paragraph_of(start), index.paragraph_of(max(start, end - 1)))
+    first, last = index.sentence_of(start), index.sentence_of(max(start, end - 1))
+    best: list = [None, None, None]
+    limits = (100, 100, 30)
     for cs, ce in ctx.cues:
         if ce <= start:
-            d = start - ce
+            d, same = start - ce, index.sentence_of(ce - 1) == first
         elif cs >= end:
-            d = cs - end
+            d, same = cs - end, index.sentence_of(cs) == last
         else:
             continue
-        if ctx.index.paragraph_of(cs) in paras:
-            if d < best_d:
-                best, best_d = (cs, ce), d
-        elif d < fallback_d:
-            fallback, fallback_d = (cs, ce), d
-    return best or fallback
+        group = (0 if same else 1) if index.paragraph_of(cs) in paras else 2
+        if d <= limits[group] and (best[group] is None or d < best[group][0]):
+            best[group] = (d, (cs, ce))
+    return next((found[1] for found in best if found is not None), None)
 
 
 def _only_marks(text: str, span: tuple[int, int], pairs: list[MarkPair]) -> bool:
