@@ -428,3 +428,62 @@ def test_vietnamese_ve_right_after_the_cue_is_left_out_of_the_content(seed_docs)
     _, _, _, spans, feats = QuoteDetector()._candidates(_raw(doc))
     first = [f for (cue, (s, _)), f in zip(spans, feats) if cue == tuple(gold.cue) and s == gold.content[0]]
     assert first and all(f["start=after_cue_comp"] == 1.0 for f in first)
+
+
+def _shipped_detector(**changes) -> QuoteDetector:
+    """The quote detector with the shipped experiment's settings (experiments/fast.yaml)."""
+    import yaml
+
+    params = yaml.safe_load((ANNOTATIONS.parent / "experiments" / "fast.yaml").read_text(encoding="utf-8"))["components"]["quote_detection"]
+    return QuoteDetector(**{**params, **changes})
+
+
+def _authored_except(lang: str) -> list[Document]:
+    return [d for f in sorted((ANNOTATIONS / "authored").glob("*.jsonl")) if f.stem != lang for d in read_jsonl(f)]
+
+
+def test_a_short_quote_opening_its_sentence_before_its_cue_is_kept_in_a_language_never_seen():
+    """en-301: "Useful," he told reporters / "We agree," Lavrov said. With `sentence_marks` the
+    mark filter sees that the pair opens its sentence and hands over to a cue after a comma; a
+    detector that never saw English keeps both, and still rejects "2+2" and "Kommersant"."""
+    doc = _authored("en-301")
+    train = _authored_except("en")
+    found = {}
+    for flag in (False, True):
+        pred = _shipped_detector(sentence_marks=flag).fit(train)(_raw(doc))
+        found[flag] = {pred.quote_text(q) for q in pred.quotes if q.kind == "direct"}
+    assert {"Useful,", "We agree,"} <= found[True]
+    assert not {"Useful,", "We agree,"} & found[False]
+    assert not {"2+2", "Kommersant", "Varyag"} & found[True]
+
+
+def test_sentence_mark_features_tell_a_quote_before_its_cue_from_a_name_in_marks():
+    """ru-301: «Полезно», — сказал он opens its sentence and hands over to the cue after a comma
+    and a dash; the newspaper «Коммерсантъ» in mid-sentence does neither."""
+    text = _authored("ru-301").text
+    _, marked, feats = QuoteDetector(sentence_marks=True)._marks(Document(doc_id="ru-301", lang="ru", text=text))
+    by_content = {text[p.content[0] : p.content[1]]: f for p, f in zip(marked, feats)}
+    assert by_content["Полезно"]["opens_sentence&clause_then_cue"] == 1.0
+    assert by_content["Коммерсантъ"]["opens_sentence"] == 0.0
+    assert "opens_sentence" not in QuoteDetector()._marks(Document(doc_id="ru-301", lang="ru", text=text))[2][0]
+
+
+def test_a_mixed_quote_keeps_the_subject_before_its_marks_in_a_language_never_seen():
+    """ar-003: … اليابان «ترفع شعارات السلام غطاء لتوسيع دورها العسكري»: the content's subject
+    stands between the cue and the marks. With `mixed_spans` the span scorer sees the unmarked
+    lead before the marks (and whether it holds a name), so the quote keeps its subject."""
+    doc = _authored("ar-003")
+    gold = next(q for q in doc.quotes if q.kind == "mixed" and doc.quote_text(q).startswith("اليابان «ترفع"))
+    train = _authored_except("ar")
+    spans = {flag: {q.content: q.kind for q in _shipped_detector(mixed_spans=flag).fit(train)(_raw(doc)).quotes} for flag in (False, True)}
+    assert spans[True].get(gold.content) == "mixed"
+    assert gold.content not in spans[False]
+
+
+def test_mixed_span_features_measure_the_lead_before_the_marks():
+    doc = _authored("ar-003")
+    gold = next(q for q in doc.quotes if q.kind == "mixed" and doc.quote_text(q).startswith("اليابان «ترفع"))
+    _, _, _, spans, feats = QuoteDetector(mixed_spans=True)._candidates(_raw(doc))
+    f = next(f for (cue, span), f in zip(spans, feats) if span == gold.content)
+    assert f["mixed_lead_tokens"] > 0 and f["mixed_no_lead"] == 0.0 and f["mixed_lead_name"] == 0.0
+    assert all("mixed_lead_tokens" not in f for f in QuoteDetector()._candidates(_raw(doc))[4])

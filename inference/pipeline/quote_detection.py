@@ -162,6 +162,8 @@ class _Context:
     ministries"), for the adjacency tests; empty unless `speaker_adjacency`."""
     clauses: list[int] = field(default_factory=list)
     """Positions of the clause punctuation, ascending."""
+    pairs: list[MarkPair] = field(default_factory=list)
+    """Every quotation-mark pair of the text, accepted by the mark filter or not."""
 
 
 @dataclass
@@ -174,6 +176,7 @@ class _NearCue:
     persons: list[tuple[int, int]]
     cues: list[tuple[int, int]]
     direct: list[MarkPair]
+    marked: list[MarkPair]
     name_after_cue: float
     name_before_cue: float
 
@@ -243,6 +246,7 @@ _LEAD_CHARS = 24
 _ADJACENT_CHARS = 12
 _ADJACENT_WINDOW = 48
 """How far (in characters, spaces included) a mention may lie from the cue and still be tested."""
+_MARK_CUE_KEYS = ("mark_before_cue", "mark_after_cue", "direct_closes_before_cue_in_sentence", "direct_opens_after_cue_in_sentence")
 _ADJACENCY_KEYS = ("speaker_right_before_cue", "speaker_right_after_cue")
 _SENTENCE_BREAKS = frozenset(TERMINAL) | frozenset("\n")
 _CLAUSE_BREAKS = _SENTENCE_BREAKS | frozenset(",;:،、，；：「」“”\"«»")
@@ -319,6 +323,8 @@ class QuoteDetector(Component):
         cue_threshold: float = 0.2,
         cue_sense_speaker: bool = False,
         lead_phrase: bool = False,
+        mixed_spans: bool = False,
+        sentence_marks: bool = False,
     ):
         self.learned = learned
         self.threshold = threshold
@@ -337,6 +343,8 @@ class QuoteDetector(Component):
         self.cue_threshold = cue_threshold
         self.cue_sense_speaker = cue_sense_speaker
         self.lead_phrase = lead_phrase
+        self.mixed_spans = mixed_spans
+        self.sentence_marks = sentence_marks
         self.cue_sense_: LinearScorer | None = None
         self.filter_: LinearScorer | None = None
         self.spans_: LinearScorer | None = None
@@ -405,6 +413,7 @@ class QuoteDetector(Component):
             "multi_paragraph": float(pair.multi_paragraph),
             "is_registry_name": float(content in ctx.name_set),
             "word_char_before": float(pair.open > 0 and is_word_char(text[pair.open - 1])),
+            **(_sentence_mark_features(text, pair, after, after_gap) if self.sentence_marks else {}),
         }
 
     def _rule_mark(self, feats: dict) -> float:
@@ -550,6 +559,7 @@ class QuoteDetector(Component):
             persons=[(ns, ne) for ns, ne in ctx.persons if wide_lo <= ns and ne <= wide_hi],
             cues=[(a, b) for a, b in ctx.cues if lo <= a and b <= hi and (a, b) != cue],
             direct=[p for p in direct if p.content[0] <= hi and lo <= p.content[1]],
+            marked=[p for p in ctx.pairs if lo <= p.open and p.close < hi] if self.mixed_spans else [],
             name_after_cue=float(any(ns >= ce and ns - ce < 60 for ns, _ in ctx.names)),
             name_before_cue=float(any(ne <= cs and cs - ne < 60 for _, ne in ctx.names)),
         )
@@ -600,6 +610,7 @@ class QuoteDetector(Component):
             "person_between": person_between,
             "person_in_span_near_cue": person_in_near,
             **({"lead_clause": _lead_clause(ctx, s, e)} if self.lead_phrase else {}),
+            **(_mixed_features(ctx, near, s, e, base, cue_feats) if self.mixed_spans else {}),
         }
 
     def _rule_span(self, feats: dict) -> float:
@@ -630,6 +641,7 @@ class QuoteDetector(Component):
     def _marks(self, doc: Document) -> tuple[_Context, list[MarkPair], list[dict]]:
         ctx = self._context(doc)
         pairs = [p for p in scan_marks(doc.text) if p.content[1] > p.content[0]]
+        ctx.pairs = pairs
         return ctx, pairs, [self._mark_features(ctx, p) for p in pairs]
 
     def _pairs_for_spans(self, pairs: list[MarkPair], mark_feats: list[dict], lang: str | None) -> list[MarkPair]:
@@ -841,6 +853,8 @@ class QuoteDetector(Component):
                 "cue_sense_speaker": self.cue_sense_speaker,
                 "cue_threshold": self.cue_threshold,
                 "lead_phrase": self.lead_phrase,
+                "mixed_spans": self.mixed_spans,
+                "sentence_marks": self.sentence_marks,
             },
             "filter": self.filter_.to_dict() if self.filter_ else None,
             "spans": self.spans_.to_dict() if self.spans_ else None,
@@ -884,6 +898,52 @@ def _cue_window(ctx: _Context, cue: tuple[int, int], speaker: bool = False) -> d
         feats[f"L{k}:{text[max(0, cs - k) : cs].casefold()}"] = 1.0
         feats[f"R{k}:{text[ce : ce + k].casefold()}"] = 1.0
     return feats
+
+
+def _sentence_mark_features(text: str, pair: MarkPair, after: str, after_gap: int) -> dict[str, float]:
+    """Whether the pair opens a sentence and hands over to a cue right after a comma or dash
+    ("Useful," he told reporters; «Полезно», — сказал он): a name or title in marks seldom opens
+    its sentence, and a quote before its cue ends at clause punctuation, which the mark filter
+    otherwise sees only as length and distance."""
+    prev = pair.open
+    while prev > 0 and text[prev - 1] in " \t":
+        prev -= 1
+    opens = prev == 0 or text[prev - 1] == "\n" or text[prev - 1] in TERMINAL
+    content_end = text[pair.content[1] - 1]
+    hands_over = (content_end in CLAUSE or after[:1] in CLAUSE or after[:1] in "—–-") and after_gap <= 30
+    return {
+        "opens_sentence": float(opens),
+        "opens_sentence&cue_after": float(opens and after_gap <= 30),
+        "clause_then_cue": float(hands_over),
+        "opens_sentence&clause_then_cue": float(opens and hands_over),
+    }
+
+
+def _mixed_features(ctx: _Context, near: _NearCue, s: int, e: int, base: dict, cue_feats: dict) -> dict[str, float]:
+    """For a span holding a quotation-mark pair (accepted by the mark filter or not): how much
+    unmarked text stands before and after the marks, and whether a name or person noun stands in
+    that lead. A mixed quote's lead is the content's own subject (日本の積極的平和主義は「…」と批判した,
+    dijo que Japón «…»); a span that is only the marks, or whose lead holds a name, is a direct
+    quote with its speaker. The span's kind features are repeated in a block of their own, so the
+    scorer weighs a candidate with marks inside apart from one without."""
+    inner = [p for p in near.marked if s <= p.open and p.close < e]
+    if not inner:
+        return {}
+    text = ctx.doc.text
+    first, last = min(p.open for p in inner), max(p.close for p in inner)
+    lead, tail = count_tokens(text[s:first]), count_tokens(text[last + 1 : e])
+    lead_name = any(s <= ns and ne <= first for ns, ne in near.names + near.persons)
+    lead_text = text[s:first].rstrip()
+    return {
+        **({f"mixed_lead_char={lead_text[-1]}": 1.0} if lead_text else {}),
+        "mixed_lead_tokens": _log(lead),
+        "mixed_tail_tokens": _log(tail),
+        "mixed_no_lead": float(lead == 0),
+        "mixed_lead_name": float(lead_name),
+        "mixed_marked_tokens": _log(sum(count_tokens(text[p.content[0] : p.content[1]]) for p in inner)),
+        **{f"mixed&{k}": v for k, v in base.items()},
+        **{f"mixed&{k}": cue_feats[k] for k in _MARK_CUE_KEYS},
+    }
 
 
 def _lead_clause(ctx: _Context, s: int, e: int) -> float:
