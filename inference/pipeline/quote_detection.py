@@ -163,7 +163,7 @@ class _Context:
     clauses: list[int] = field(default_factory=list)
     """Positions of the clause punctuation, ascending."""
     pairs: list[MarkPair] = field(default_factory=list)
-    """Every quotation-mark pair of the text, accepted by the mark filter or not."""
+    """Every quotation-mark pair of the text with some content, accepted by the mark filter or not."""
 
 
 @dataclass
@@ -370,6 +370,7 @@ class QuoteDetector(Component):
             clauses=[m.start() for m in _CLAUSE_MARK.finditer(text)],
             speaker_starts=sorted(s for s, _ in speakers),
             speaker_ends=sorted(e for _, e in speakers),
+            pairs=[p for p in scan_marks(text) if p.content[1] > p.content[0]],
         )
 
     def _mark_features(self, ctx: _Context, pair: MarkPair) -> dict:
@@ -640,9 +641,7 @@ class QuoteDetector(Component):
 
     def _marks(self, doc: Document) -> tuple[_Context, list[MarkPair], list[dict]]:
         ctx = self._context(doc)
-        pairs = [p for p in scan_marks(doc.text) if p.content[1] > p.content[0]]
-        ctx.pairs = pairs
-        return ctx, pairs, [self._mark_features(ctx, p) for p in pairs]
+        return ctx, ctx.pairs, [self._mark_features(ctx, p) for p in ctx.pairs]
 
     def _pairs_for_spans(self, pairs: list[MarkPair], mark_feats: list[dict], lang: str | None) -> list[MarkPair]:
         """With `filtered_marks`, only the pairs the mark filter accepts: a scare-quoted phrase
