@@ -931,7 +931,7 @@ def _mixed_features(ctx: _Context, near: _NearCue, s: int, e: int, base: dict, c
     text = ctx.doc.text
     first, last = min(p.open for p in inner), max(p.close for p in inner)
     lead, tail = count_tokens(text[s:first]), count_tokens(text[last + 1 : e])
-    lead_name = any(s <= ns and ne <= first for ns, ne in near.names + near.persons)
+    lead_name = any(s <= ns and ne <= first for ns, ne in near.persons)
     lead_text = text[s:first].rstrip()
     return {
         **({f"mixed_lead_char={lead_text[-1]}": 1.0} if lead_text else {}),
