@@ -18,6 +18,14 @@ def test_corpus_repeats_every_annotated_document_with_its_own_id(all_annotation_
     assert docs[5].text == records[0]["text"] and docs[5].lang is None
 
 
+
+def test_the_report_names_the_corpus_it_was_measured_on():
+    records = base_records()
+    corpus = {"documents": len(records), "languages": len({r["lang"] for r in records})}
+    env = {"cpu": "x", "cpus_usable": 2, "python": "3", "torch": "t", "scikit-learn": "s", "git_commit": "c", "started": "now"}
+    text = markdown({"environment": env, "command": "quote-stance bench", "total_seconds": 60, "corpus": corpus, "presets": {}})
+    assert f"Corpus: the {len(records)} annotated documents (11 languages) repeated" in text
+
 @pytest.mark.slow
 def test_one_and_two_process_runs_analyze_every_document_and_time_every_stage():
     one = measure({**COMMON, "kind": "run", "docs": 40, "processes": 1, "threads": 1})

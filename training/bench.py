@@ -48,7 +48,7 @@ def base_records() -> list[dict]:
         for line in path.read_text(encoding="utf-8").splitlines():
             if line.strip():
                 r = json.loads(line)
-                records.append({"doc_id": r["doc_id"], "published": r.get("published"), "text": r["text"]})
+                records.append({"doc_id": r["doc_id"], "lang": r.get("lang"), "published": r.get("published"), "text": r["text"]})
     return records
 
 
@@ -368,7 +368,9 @@ def run_bench(
     plan = load_plan(quick)
     command = ["quote-stance", "bench"] + [f"--preset {p}" for p in presets or []]
     command += [f"--docs {docs}"] * bool(docs) + ["--quick"] * quick + ["--no-scaling"] * (not scaling)
-    report = {"environment": environment(), "command": " ".join(command), "presets": {}}
+    records = base_records()
+    corpus = {"documents": len(records), "languages": len({r["lang"] for r in records if r["lang"]})}
+    report = {"environment": environment(), "command": " ".join(command), "corpus": corpus, "presets": {}}
     started = time.perf_counter()
     for preset in presets or list(plan["presets"]):
         p = plan["presets"][preset]
@@ -405,12 +407,14 @@ def _median(values: list[float]) -> float:
 
 def markdown(report: dict) -> str:
     env = report["environment"]
+    corpus = report.get("corpus")
+    described = f"the {corpus['documents']} annotated documents ({corpus['languages']} languages)" if corpus else "the annotated documents"
     lines = [
         "# quote-stance speed and memory",
         "",
         f"`{report['command']}` on {env['cpu']}, {env['cpus_usable']} usable cores, Python {env['python']}, "
         f"torch {env['torch']}, scikit-learn {env['scikit-learn']}, commit {env['git_commit']}, started {env['started']} "
-        f"({report['total_seconds'] / 60:.0f} min in all). Corpus: the 245 annotated documents (11 languages) repeated, "
+        f"({report['total_seconds'] / 60:.0f} min in all). Corpus: {described} repeated, "
         "streamed; language detected, publication date given. Every row is a fresh process; docs/s is wall-clock "
         "time after the model is loaded and has analyzed one document; docs per CPU-second counts only the CPU time "
         "the benchmark's own processes got (all their threads), which is what other work on a shared machine cannot "
