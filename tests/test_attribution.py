@@ -208,3 +208,41 @@ def test_the_ranker_sees_which_generic_mentions_name_a_person(lang, text, phrase
     by_phrase = {text[m.span[0] : m.span[1]]: f for m, f in feats if m.span is not None and m.type == "generic"}
     assert phrase in by_phrase
     assert any(k.endswith("&person_noun") for k in by_phrase[phrase]) is person
+
+
+@pytest.mark.parametrize(
+    ("lang", "phrase", "circumstance"),
+    [
+        ("vi", "Tại Tokyo", True),  # vi-022: "In Tokyo, the Japanese defence minister said …"
+        ("ja", "シリア情勢について", True),  # ja-101: "about the Syrian situation"
+        ("es", "además", True),  # es-010: "Advirtió además de que …"
+        ("bn", "প্রসঙ্গে রুশ মন্ত্রী", True),  # bn-002: a topic's postposition, then the speaker
+        ("ja", "前首相", False),  # 前 (before) opens no circumstance where it means "former"
+        ("ja", "日本防衛相", False),
+        ("en", "According to Lavrov", False),  # a source phrase names its speaker
+        ("ru", "В. Путин", False),  # an initial is no preposition
+        ("vi", "Bộ trưởng Quốc phòng Nhật", False),
+    ],
+)
+def test_a_phrase_of_place_time_or_topic_is_told_from_a_speaker(lang, phrase, circumstance):
+    assert load_lexicon(lang).is_circumstance(phrase) is circumstance
+
+
+def test_a_circumstance_before_the_cue_is_no_speaker_candidate():
+    """vi-022: in "Tại Tokyo, Bộ trưởng Quốc phòng Nhật cho biết …" the ranker took "Tại Tokyo" (a
+    capitalised run) for an unnamed speaker; with `circumstances` it is no candidate, and the
+    minister's title is."""
+    from training.data import load_documents
+
+    doc = next(d for d in load_documents() if d.doc_id == "vi-022")
+    quote = next(q for q in doc.quotes if q.id == "q4")
+    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+    one.quotes = [quote.model_copy(update={"mention": None, "speaker": None, "stances": []})]
+
+    def candidates(attributor):
+        groups, _, _ = attributor._groups(one)
+        return [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+
+    assert "Tại Tokyo" in candidates(SpeakerAttributor(learned=False))
+    kept = candidates(SpeakerAttributor(learned=False, circumstances=True))
+    assert "Tại Tokyo" not in kept and "Bộ trưởng Quốc phòng Nhật" in kept

@@ -52,6 +52,8 @@ class Mention:
     speaker: str | None
     person_noun: bool = False
     """A generic or person phrase holds a person noun outside every collective term (minister)."""
+    circumstance: bool = False
+    """A generic or person phrase opens or closes with a circumstance word (Tại Tokyo, について)."""
 
 
 class _QuoteIndex:
@@ -203,11 +205,14 @@ class SpeakerAttributor(Component):
 
     name = "speaker_attributor"
 
-    def __init__(self, learned: bool = True, C: float = 1.0, language_features: bool = False, person_nouns: bool = False):
+    def __init__(
+        self, learned: bool = True, C: float = 1.0, language_features: bool = False, person_nouns: bool = False, circumstances: bool = False
+    ):
         self.learned = learned
         self.C = C
         self.language_features = language_features
         self.person_nouns = person_nouns
+        self.circumstances = circumstances
         self.ranker_: LinearScorer | None = None
         self.lang_rankers_: dict[str, LinearScorer] = {}
 
@@ -358,7 +363,7 @@ class SpeakerAttributor(Component):
         phrase = text[span[0] : span[1]]
         if lex.is_collective(phrase):
             return Mention(span, "collective", None)
-        return Mention(span, kind, OTHER, person_noun=lex.names_individual(phrase))
+        return Mention(span, kind, OTHER, person_noun=lex.names_individual(phrase), circumstance=lex.is_circumstance(phrase))
 
     def _features(self, text: str, site: _Site, m: Mention, rank: int, quotes: _QuoteIndex) -> dict:
         quote = site.quote
@@ -427,7 +432,10 @@ class SpeakerAttributor(Component):
         return f
 
     def _prepare(self, doc: Document) -> tuple[list[tuple[Quote, list[Mention]]], TextIndex, _MentionIndex]:
-        """Candidates per quote, quotes in order, with the text's units and its mentions."""
+        """Candidates per quote, quotes in order, with the text's units and its mentions. With
+        `circumstances`, a phrase that opens or closes with a circumstance word ("Về Syria",
+        シリア情勢について) is no candidate: it sits where a subject would, next to the cue, and
+        the ranker otherwise takes it for an unnamed speaker."""
         lex = load_lexicon(doc.lang)
         registry = default_registry()
         index = TextIndex(doc.text)
@@ -442,6 +450,8 @@ class SpeakerAttributor(Component):
                 for span, kind in self._generic(doc, lex, q.cue, q.content) + self._layout(doc, lex, q.content)
                 if not found.overlaps(*span) and not credits.overlaps(*span)
             ]
+            if self.circumstances:
+                near = [m for m in near if not m.circumstance]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))
         return groups, index, found
@@ -580,6 +590,7 @@ class SpeakerAttributor(Component):
                 "C": self.C,
                 "language_features": self.language_features,
                 "person_nouns": self.person_nouns,
+                "circumstances": self.circumstances,
             },
             "ranker": self.ranker_.to_dict() if self.ranker_ else None,
             "lang_rankers": {lang: r.to_dict() for lang, r in self.lang_rankers_.items()},

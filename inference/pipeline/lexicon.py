@@ -46,6 +46,14 @@ class Lexicon:
     individual: tuple[str, ...] = ()
     """Nouns naming one person or outlet (spokesman, minister, newspaper): they make a phrase that
     also names an institution ("the Kremlin spokesman") a single speaker."""
+    circumstances: tuple[str, ...] = ()
+    """Adpositions and sentence adverbs that open a phrase of place, time, topic or manner (in,
+    about, además; について closes one): such a phrase beside a cue is where or what was said,
+    never who said it."""
+    circumstances_at: str = "both"
+    """Where a circumstance word stands in its phrase: `open` (prepositions), `close`
+    (postpositions, Japanese について) or `both`; unspaced scripts need the side, else 前首相
+    (the former prime minister) would read as opening with 前 (before)."""
 
     def is_act_cue(self, cue: str) -> bool:
         return _holds_any(cue, self.act_cues)
@@ -124,10 +132,33 @@ class Lexicon:
         ("the Kremlin" is a group, "the Kremlin spokesman" a person, "the ministers" a group)."""
         return _holds_any(phrase, self.collective) and not self.names_individual(phrase)
 
+    def is_circumstance(self, phrase: str) -> bool:
+        """The phrase opens or closes with a circumstance word ("Tại Tokyo", "Zum Abschied",
+        シリア情勢について), as a whole word where the language spaces its words."""
+        folded = phrase.casefold().strip()
+        opens, closes = self.circumstances_at in ("open", "both"), self.circumstances_at in ("close", "both")
+        for word in self.circumstances:
+            w = word.casefold()
+            if not w or len(folded) < len(w):
+                continue
+            if folded == w:
+                return True
+            if opens and folded.startswith(w) and (not self.word_boundaries or not is_word_char(folded[len(w)])):
+                return True
+            if closes and folded.endswith(w) and (not self.word_boundaries or not is_word_char(folded[-len(w) - 1])):
+                return True
+        return False
+
     def names_individual(self, phrase: str) -> bool:
         """The phrase holds a person noun outside every collective term ("the Russian minister")."""
         groups = _occurrences(phrase, self.collective)
         return any(not any(a <= s and e <= b for a, b in groups) for s, e in _occurrences(phrase, self.individual))
+
+
+def _circumstance_side(value) -> str:
+    if value not in ("open", "close", "both"):
+        raise ValueError(f"circumstances_at must be open, close or both, not {value!r}")
+    return value
 
 
 def _occurrences(phrase: str, terms: tuple[str, ...]) -> list[tuple[int, int]]:
@@ -300,6 +331,8 @@ def load_lexicon(lang: str | None) -> Lexicon:
             pronouns=tuple(_nfc(raw.get("pronouns", []))),
             collective=tuple(_nfc(raw.get("collective", []))),
             individual=tuple(_nfc(raw.get("individual", []))),
+            circumstances=tuple(_nfc(raw.get("circumstances", []))),
+            circumstances_at=_circumstance_side(raw.get("circumstances_at", "both")),
             subject_markers=tuple(_nfc(raw.get("subject_markers", []))),
             word_boundaries=bool(raw.get("word_boundaries", True)),
             inflected=bool(raw.get("inflected", False)),
