@@ -52,8 +52,6 @@ class Mention:
     speaker: str | None
     person_noun: bool = False
     """A generic or person phrase holds a person noun outside every collective term (minister)."""
-    circumstance: bool = False
-    """A generic or person phrase opens or closes with a circumstance word (Tại Tokyo, について)."""
 
 
 class _QuoteIndex:
@@ -363,7 +361,7 @@ class SpeakerAttributor(Component):
         phrase = text[span[0] : span[1]]
         if lex.is_collective(phrase):
             return Mention(span, "collective", None)
-        return Mention(span, kind, OTHER, person_noun=lex.names_individual(phrase), circumstance=lex.is_circumstance(phrase))
+        return Mention(span, kind, OTHER, person_noun=lex.names_individual(phrase))
 
     def _features(self, text: str, site: _Site, m: Mention, rank: int, quotes: _QuoteIndex) -> dict:
         quote = site.quote
@@ -451,7 +449,7 @@ class SpeakerAttributor(Component):
                 if not found.overlaps(*span) and not credits.overlaps(*span)
             ]
             if self.circumstances:
-                near = [m for m in near if not m.circumstance]
+                near = [m for m in near if not _is_circumstance(doc.text, lex, m)]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))
         return groups, index, found
@@ -607,6 +605,15 @@ class SpeakerAttributor(Component):
             raise ValueError("per-language rankers must map language codes to scorer states")
         att.lang_rankers_ = {lang: LinearScorer.from_dict(d) for lang, d in lang_rankers.items()}
         return att
+
+
+_UNREGISTERED = ("generic", "person", "label", "signature")
+
+
+def _is_circumstance(text: str, lex: Lexicon, m: Mention) -> bool:
+    """An unregistered phrase (not a name, title, pronoun or collective) that opens or closes
+    with one of the lexicon's circumstance words."""
+    return m.type in _UNREGISTERED and m.span is not None and lex.is_circumstance(text[m.span[0] : m.span[1]])
 
 
 def _attributed(q: Quote, chosen: Mention, confidence: dict[str, float]) -> Quote:
