@@ -246,3 +246,42 @@ def test_a_circumstance_before_the_cue_is_no_speaker_candidate():
     assert "Tại Tokyo" in candidates(SpeakerAttributor(learned=False))
     kept = candidates(SpeakerAttributor(learned=False, circumstances=True))
     assert "Tại Tokyo" not in kept and "Bộ trưởng Quốc phòng Nhật" in kept
+
+
+@pytest.mark.parametrize(
+    ("lang", "phrase", "place"),
+    [
+        ("es", "Extremo Oriente", True),  # es-010: "… invertir en el Extremo Oriente ruso. «…», afirmó."
+        ("vi", "Nhật Bản", True),  # vi-019: a country name standing next to the quote
+        ("en", "the United States", True),  # one short leading word
+        ("en", "- Russia", True),  # edge punctuation
+        ("ru", "Японии", True),  # an inflected form of a listed stem
+        ("en", "Russian", True),  # a nationality word alone
+        ("ru", "Японии Масару Сато", False),  # ru-017: a person named after the place
+        ("ko", "한국국방연구원의 한 연구위원", False),  # ko-003: a researcher of an institute
+        ("ja", "日本外務省", False),  # an institution: a collective, not only a place
+        ("en", "Japanese Prime Minister", False),
+    ],
+)
+def test_a_phrase_that_only_names_a_place_is_told_from_a_speaker(lang, phrase, place):
+    assert load_lexicon(lang).is_place(phrase) is place
+
+
+def test_a_place_beside_the_quote_is_no_speaker_candidate():
+    """es-010 q6: "Putin … invitó a las empresas japonesas a invertir en el Extremo Oriente ruso.
+    «…», afirmó." The ranker took the capitalised "Extremo Oriente" for an unnamed speaker; with
+    `places` it is no candidate, and Putin is."""
+    from training.data import load_documents
+
+    doc = next(d for d in load_documents() if d.doc_id == "es-010")
+    quote = next(q for q in doc.quotes if q.id == "q6")
+    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+    one.quotes = [quote.model_copy(update={"mention": None, "speaker": None, "stances": []})]
+
+    def candidates(attributor):
+        groups, _, _ = attributor._groups(one)
+        return [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+
+    assert "Extremo Oriente" in candidates(SpeakerAttributor(learned=False))
+    kept = candidates(SpeakerAttributor(learned=False, places=True))
+    assert "Extremo Oriente" not in kept and "Putin" in kept

@@ -204,13 +204,20 @@ class SpeakerAttributor(Component):
     name = "speaker_attributor"
 
     def __init__(
-        self, learned: bool = True, C: float = 1.0, language_features: bool = False, person_nouns: bool = False, circumstances: bool = False
+        self,
+        learned: bool = True,
+        C: float = 1.0,
+        language_features: bool = False,
+        person_nouns: bool = False,
+        circumstances: bool = False,
+        places: bool = False,
     ):
         self.learned = learned
         self.C = C
         self.language_features = language_features
         self.person_nouns = person_nouns
         self.circumstances = circumstances
+        self.places = places
         self.ranker_: LinearScorer | None = None
         self.lang_rankers_: dict[str, LinearScorer] = {}
 
@@ -433,7 +440,9 @@ class SpeakerAttributor(Component):
         """Candidates per quote, quotes in order, with the text's units and its mentions. With
         `circumstances`, a phrase that opens or closes with a circumstance word ("Về Syria",
         シリア情勢について) is no candidate: it sits where a subject would, next to the cue, and
-        the ranker otherwise takes it for an unnamed speaker."""
+        the ranker otherwise takes it for an unnamed speaker. With `places`, neither is a phrase
+        that only names a place or nationality (Nhật Bản, "the United States"): a state speaking
+        as a whole is named beside the cue with its government or ministry, which stay candidates."""
         lex = load_lexicon(doc.lang)
         registry = default_registry()
         index = TextIndex(doc.text)
@@ -450,6 +459,8 @@ class SpeakerAttributor(Component):
             ]
             if self.circumstances:
                 near = [m for m in near if not _is_circumstance(doc.text, lex, m)]
+            if self.places:
+                near = [m for m in near if not _is_place(doc.text, lex, m)]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))
         return groups, index, found
@@ -589,6 +600,7 @@ class SpeakerAttributor(Component):
                 "language_features": self.language_features,
                 "person_nouns": self.person_nouns,
                 "circumstances": self.circumstances,
+                "places": self.places,
             },
             "ranker": self.ranker_.to_dict() if self.ranker_ else None,
             "lang_rankers": {lang: r.to_dict() for lang, r in self.lang_rankers_.items()},
@@ -614,6 +626,12 @@ def _is_circumstance(text: str, lex: Lexicon, m: Mention) -> bool:
     """An unregistered phrase (not a name, title, pronoun or collective) that opens or closes
     with one of the lexicon's circumstance words."""
     return m.type in _UNREGISTERED and m.span is not None and lex.is_circumstance(text[m.span[0] : m.span[1]])
+
+
+def _is_place(text: str, lex: Lexicon, m: Mention) -> bool:
+    """An unregistered phrase that is only a place or nationality word (Nhật Bản, "the United
+    States", Russian)."""
+    return m.type in _UNREGISTERED and m.span is not None and lex.is_place(text[m.span[0] : m.span[1]])
 
 
 def _attributed(q: Quote, chosen: Mention, confidence: dict[str, float]) -> Quote:

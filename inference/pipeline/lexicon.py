@@ -50,6 +50,10 @@ class Lexicon:
     """Adpositions and sentence adverbs that open a phrase of place, time, topic or manner (in,
     about, además; について closes one): such a phrase beside a cue is where or what was said,
     never who said it."""
+    places: tuple[str, ...] = ()
+    """Countries, cities, regions and nationality words of the domain (Japan, Nhật Bản, Extremo
+    Oriente, Russian): a phrase beside a cue that names one is a place, or a state speaking as a
+    group, never an unnamed person."""
     circumstances_at: str = "both"
     """Where a circumstance word stands in its phrase: `open` (prepositions), `close`
     (postpositions, Japanese について) or `both`; unspaced scripts need the side, else 前首相
@@ -147,6 +151,24 @@ class Lexicon:
                 return True
             if closes and folded.endswith(w) and (not self.word_boundaries or not is_word_char(folded[-len(w) - 1])):
                 return True
+        return False
+
+    def is_place(self, phrase: str) -> bool:
+        """The phrase is a place or nationality word and nothing more, but for its edge
+        punctuation and one short leading word where words are spaced ("the United States",
+        "- Russia", Nhật Bản); where the language inflects, the word may run on (Японии). A longer
+        phrase that holds a place ("Japan's defence ministry spokesman") says more than where."""
+        folded = "".join(c for c in phrase.casefold().strip() if c.isalnum() or c in " -'·").strip(" -")
+        if self.word_boundaries:
+            first, _, rest = folded.partition(" ")
+            forms = [folded, rest] if rest and len(first) <= 3 else [folded]
+        else:
+            forms = [folded]
+        for term in self.places:
+            t = term.casefold()
+            for form in forms:
+                if form == t or (self.inflected and form.startswith(t) and " " not in form[len(t) :]):
+                    return True
         return False
 
     def names_individual(self, phrase: str) -> bool:
@@ -333,6 +355,7 @@ def load_lexicon(lang: str | None) -> Lexicon:
             individual=tuple(_nfc(raw.get("individual", []))),
             circumstances=tuple(_nfc(raw.get("circumstances", []))),
             circumstances_at=_circumstance_side(raw.get("circumstances_at", "both")),
+            places=tuple(_nfc(raw.get("places", []))),
             subject_markers=tuple(_nfc(raw.get("subject_markers", []))),
             word_boundaries=bool(raw.get("word_boundaries", True)),
             inflected=bool(raw.get("inflected", False)),
