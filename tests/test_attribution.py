@@ -285,3 +285,41 @@ def test_a_place_beside_the_quote_is_no_speaker_candidate():
     assert "Extremo Oriente" in candidates(SpeakerAttributor(learned=False))
     kept = candidates(SpeakerAttributor(learned=False, places=True))
     assert "Extremo Oriente" not in kept and "Putin" in kept
+
+
+@pytest.mark.parametrize(
+    ("lang", "phrase", "nationality"),
+    [
+        ("es", "El ministro ruso", "RU"),  # es-106
+        ("ru", "Японский министр", "JP"),  # ru-001
+        ("bn", "রুশ মন্ত্রীর", "RU"),  # bn-013, inflected
+        ("vi", "Bộ trưởng Nga", "RU"),
+        ("en", "the minister", None),  # no nationality word
+        ("en", "the Russian and Japanese ministers", None),  # two: no single referent
+        ("en", "a Prussian general", None),  # a word must start a word: no "russian" inside another
+    ],
+)
+def test_a_description_gives_the_nationality_of_its_referent(lang, phrase, nationality):
+    assert load_lexicon(lang).nationality_of(phrase) == nationality
+
+
+def test_an_office_description_refers_back_to_the_last_speaker_of_its_nationality():
+    """es-106 q2: "—dijo Lavrov al término del encuentro—. El ministro ruso calificó la jornada de
+    «productiva»." Without `descriptions` "El ministro ruso" is only an unnamed person (`other`);
+    with it, it is also a candidate for the Russian speaker named last, Lavrov."""
+    from training.data import load_documents
+
+    doc = next(d for d in load_documents() if d.doc_id == "es-106")
+    quote = next(q for q in doc.quotes if q.id == "q2")
+    assert doc.text[quote.mention[0] : quote.mention[1]] == "El ministro ruso"
+    blank = doc.model_copy(update={"quotes": [q.model_copy(update={"mention": None, "speaker": None, "stances": []}) for q in doc.quotes]})
+
+    def speakers_at_mention(attributor):
+        gen = attributor._run(blank)
+        item = next(gen)
+        while item[0].content != quote.content:
+            item = gen.send(None)
+        return {m.speaker for m, _ in item[1] if m.span is not None and m.span[0] == quote.mention[0]}
+
+    assert speakers_at_mention(SpeakerAttributor(learned=False)) == {"other"}
+    assert speakers_at_mention(SpeakerAttributor(learned=False, descriptions=True)) == {"other", "lavrov"}

@@ -2,8 +2,9 @@
 
 Candidates are registry names (all scripts, inflected forms by prefix), role titles resolved to
 the office holder on `doc.published`, pronouns linked to the previous speaker, generic
-person-like spans next to the cue (mapped to `other`, or to null for collective speakers), and
-a mention-less candidate that carries the previous quote's speaker (pro-drop).
+person-like spans next to the cue (mapped to `other`, or to null for collective speakers), office
+descriptions with a nationality word ("the Russian minister") linked to the last speaker of that
+nationality, and a mention-less candidate that carries the previous quote's speaker (pro-drop).
 """
 
 from __future__ import annotations
@@ -211,6 +212,7 @@ class SpeakerAttributor(Component):
         person_nouns: bool = False,
         circumstances: bool = False,
         places: bool = False,
+        descriptions: bool = False,
     ):
         self.learned = learned
         self.C = C
@@ -218,6 +220,7 @@ class SpeakerAttributor(Component):
         self.person_nouns = person_nouns
         self.circumstances = circumstances
         self.places = places
+        self.descriptions = descriptions
         self.ranker_: LinearScorer | None = None
         self.lang_rankers_: dict[str, LinearScorer] = {}
 
@@ -490,9 +493,16 @@ class SpeakerAttributor(Component):
         text = doc.text
         antecedents: dict[tuple[int, int], str | None] = {}
         references: dict[tuple[str, int, str | None], dict] = {}
+        lex = load_lexicon(doc.lang)
+        described: dict[tuple[int, int], str | None] = {}
         for q, cands in groups:
             extra = []
             for m in cands:
+                if self.descriptions and m.type in ("person", "generic") and m.span is not None:
+                    if m.span not in described:
+                        described[m.span] = _described(text, m, lex, found, quotes)
+                    if described[m.span] is not None:
+                        extra.append(Mention(m.span, "description", described[m.span]))
                 if m.type in ("pronoun", "zero"):
                     m.speaker = self._resolve(m, found, previous)
                 if m.type == "pronoun":
@@ -510,7 +520,7 @@ class SpeakerAttributor(Component):
                 key = (m.type, m.span is not None and m.span[1] <= start)
                 by_dir[key] = by_dir.get(key, 0) + 1
                 f = self._features(text, site, m, by_dir[key], quotes)
-                if m.type in ("pronoun", "pronoun_antecedent", "zero"):
+                if m.type in ("pronoun", "pronoun_antecedent", "zero", "description"):
                     ref = (m.type, m.span[0] if m.span is not None else start, m.speaker)
                     if ref not in references:
                         references[ref] = _reference_features(m, q, found, quotes, index)
@@ -601,6 +611,7 @@ class SpeakerAttributor(Component):
                 "person_nouns": self.person_nouns,
                 "circumstances": self.circumstances,
                 "places": self.places,
+                "descriptions": self.descriptions,
             },
             "ranker": self.ranker_.to_dict() if self.ranker_ else None,
             "lang_rankers": {lang: r.to_dict() for lang, r in self.lang_rankers_.items()},
@@ -678,6 +689,28 @@ def _antecedent(pronoun: Mention, found: _MentionIndex, quotes: _QuoteIndex) -> 
         if quotes.any_containing(m.span[0], m.span[1]):
             continue
         return m.speaker
+    return None
+
+
+def _described(text: str, m: Mention, lex: Lexicon, found: _MentionIndex, quotes: _QuoteIndex) -> str | None:
+    """The registry speaker an office description refers back to ("the Russian minister",
+    রুশ মন্ত্রীর, El ministro ruso): the last one named before it, outside quotes and within
+    REFERENCE_WINDOW, of the nationality its words give. A description without a nationality
+    word ("the minister") gets none: taking the last speaker of any nationality gained nothing."""
+    phrase = text[m.span[0] : m.span[1]]
+    nationality = lex.nationality_of(phrase)
+    if nationality is None or not lex.names_office(phrase):
+        return None
+    speakers = default_registry().speakers
+    for x in reversed(found.before(m.span[0])):
+        if x.span[1] > m.span[0] or x.type not in ("name", "title"):
+            continue
+        if m.span[0] - x.span[1] > REFERENCE_WINDOW:
+            break
+        if x.speaker not in speakers or quotes.any_containing(x.span[0], x.span[1]):
+            continue
+        if speakers[x.speaker].nationality == nationality:
+            return x.speaker
     return None
 
 

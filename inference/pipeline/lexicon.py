@@ -54,6 +54,12 @@ class Lexicon:
     """Countries, cities, regions and nationality words of the domain (Japan, Nhật Bản, Extremo
     Oriente, Russian): a phrase beside a cue that names one is a place, or a state speaking as a
     group, never an unnamed person."""
+    nationalities: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """Per registry nationality (JP, RU), the words that give it (Russian, রুশ, 日本): "the Russian
+    minister" refers back to the Russian speaker named last."""
+    office_nouns: tuple[str, ...] = ()
+    """Head nouns of the registry's offices (minister, 大統領): a phrase that holds one but no name
+    may refer back to a registry speaker named before it."""
     circumstances_at: str = "both"
     """Where a circumstance word stands in its phrase: `open` (prepositions), `close`
     (postpositions, Japanese について) or `both`; unspaced scripts need the side, else 前首相
@@ -170,6 +176,26 @@ class Lexicon:
                 if form == t or (self.inflected and form.startswith(t) and " " not in form[len(t) :]):
                     return True
         return False
+
+    def names_office(self, phrase: str) -> bool:
+        """The phrase holds the head noun of a registry office (minister, 大統領), case-insensitively."""
+        return _holds_any(phrase, self.office_nouns)
+
+    def nationality_of(self, phrase: str) -> str | None:
+        """The one nationality the phrase's words give ("El ministro ruso" -> RU), None for none
+        or more than one; a word must start a word where the language spaces its words."""
+        folded = phrase.casefold()
+        found = set()
+        for nationality, words in self.nationalities:
+            for word in words:
+                w = word.casefold()
+                k = folded.find(w) if w else -1
+                while k >= 0:
+                    if k == 0 or not self.word_boundaries or not is_word_char(folded[k - 1]):
+                        found.add(nationality)
+                        break
+                    k = folded.find(w, k + 1)
+        return found.pop() if len(found) == 1 else None
 
     def names_individual(self, phrase: str) -> bool:
         """The phrase holds a person noun outside every collective term ("the Russian minister")."""
@@ -356,6 +382,8 @@ def load_lexicon(lang: str | None) -> Lexicon:
             circumstances=tuple(_nfc(raw.get("circumstances", []))),
             circumstances_at=_circumstance_side(raw.get("circumstances_at", "both")),
             places=tuple(_nfc(raw.get("places", []))),
+            office_nouns=tuple(_nfc(raw.get("office_nouns", []))),
+            nationalities=tuple((str(k), tuple(_nfc(v))) for k, v in (raw.get("nationalities") or {}).items()),
             subject_markers=tuple(_nfc(raw.get("subject_markers", []))),
             word_boundaries=bool(raw.get("word_boundaries", True)),
             inflected=bool(raw.get("inflected", False)),
