@@ -228,23 +228,24 @@ def test_a_phrase_of_place_time_or_topic_is_told_from_a_speaker(lang, phrase, ci
     assert load_lexicon(lang).is_circumstance(phrase) is circumstance
 
 
+def _candidate_texts(doc_id: str, quote_id: str, attributor: SpeakerAttributor) -> list[str]:
+    """The texts of the speaker candidates of one annotated quote, read alone, its labels removed."""
+    from training.data import load_documents
+
+    doc = next(d for d in load_documents() if d.doc_id == doc_id)
+    quote = next(q for q in doc.quotes if q.id == quote_id)
+    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
+    one.quotes = [quote.model_copy(update={"mention": None, "speaker": None, "stances": []})]
+    groups, _, _ = attributor._groups(one)
+    return [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
+
+
 def test_a_circumstance_before_the_cue_is_no_speaker_candidate():
     """vi-022: in "Tại Tokyo, Bộ trưởng Quốc phòng Nhật cho biết …" the ranker took "Tại Tokyo" (a
     capitalised run) for an unnamed speaker; with `circumstances` it is no candidate, and the
     minister's title is."""
-    from training.data import load_documents
-
-    doc = next(d for d in load_documents() if d.doc_id == "vi-022")
-    quote = next(q for q in doc.quotes if q.id == "q4")
-    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
-    one.quotes = [quote.model_copy(update={"mention": None, "speaker": None, "stances": []})]
-
-    def candidates(attributor):
-        groups, _, _ = attributor._groups(one)
-        return [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
-
-    assert "Tại Tokyo" in candidates(SpeakerAttributor(learned=False))
-    kept = candidates(SpeakerAttributor(learned=False, circumstances=True))
+    assert "Tại Tokyo" in _candidate_texts("vi-022", "q4", SpeakerAttributor(learned=False))
+    kept = _candidate_texts("vi-022", "q4", SpeakerAttributor(learned=False, circumstances=True))
     assert "Tại Tokyo" not in kept and "Bộ trưởng Quốc phòng Nhật" in kept
 
 
@@ -271,19 +272,8 @@ def test_a_place_beside_the_quote_is_no_speaker_candidate():
     """es-010 q6: "Putin … invitó a las empresas japonesas a invertir en el Extremo Oriente ruso.
     «…», afirmó." The ranker took the capitalised "Extremo Oriente" for an unnamed speaker; with
     `places` it is no candidate, and Putin is."""
-    from training.data import load_documents
-
-    doc = next(d for d in load_documents() if d.doc_id == "es-010")
-    quote = next(q for q in doc.quotes if q.id == "q6")
-    one = Document(doc_id=doc.doc_id, lang=doc.lang, published=doc.published, text=doc.text)
-    one.quotes = [quote.model_copy(update={"mention": None, "speaker": None, "stances": []})]
-
-    def candidates(attributor):
-        groups, _, _ = attributor._groups(one)
-        return [doc.text[m.span[0] : m.span[1]] for m in groups[0][1] if m.span is not None]
-
-    assert "Extremo Oriente" in candidates(SpeakerAttributor(learned=False))
-    kept = candidates(SpeakerAttributor(learned=False, places=True))
+    assert "Extremo Oriente" in _candidate_texts("es-010", "q6", SpeakerAttributor(learned=False))
+    kept = _candidate_texts("es-010", "q6", SpeakerAttributor(learned=False, places=True))
     assert "Extremo Oriente" not in kept and "Putin" in kept
 
 
