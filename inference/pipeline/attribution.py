@@ -461,9 +461,9 @@ class SpeakerAttributor(Component):
                 if not found.overlaps(*span) and not credits.overlaps(*span)
             ]
             if self.circumstances:
-                near = [m for m in near if not _is_circumstance(doc.text, lex, m)]
+                near = [m for m in near if not lex.is_circumstance(_unregistered_phrase(doc.text, m))]
             if self.places:
-                near = [m for m in near if not _is_place(doc.text, lex, m)]
+                near = [m for m in near if not lex.is_place(_unregistered_phrase(doc.text, m))]
             near.append(Mention(None, "zero", None))
             groups.append((q, near))
         return groups, index, found
@@ -633,16 +633,10 @@ class SpeakerAttributor(Component):
 _UNREGISTERED = ("generic", "person", "label", "signature")
 
 
-def _is_circumstance(text: str, lex: Lexicon, m: Mention) -> bool:
-    """An unregistered phrase (not a name, title, pronoun or collective) that opens or closes
-    with one of the lexicon's circumstance words."""
-    return m.type in _UNREGISTERED and m.span is not None and lex.is_circumstance(text[m.span[0] : m.span[1]])
-
-
-def _is_place(text: str, lex: Lexicon, m: Mention) -> bool:
-    """An unregistered phrase that is only a place or nationality word (Nhật Bản, "the United
-    States", Russian)."""
-    return m.type in _UNREGISTERED and m.span is not None and lex.is_place(text[m.span[0] : m.span[1]])
+def _unregistered_phrase(text: str, m: Mention) -> str:
+    """The text of an unregistered candidate (not a name, title, pronoun or collective), else "":
+    only such phrases can be circumstances or places rather than speakers."""
+    return text[m.span[0] : m.span[1]] if m.type in _UNREGISTERED and m.span is not None else ""
 
 
 def _attributed(q: Quote, chosen: Mention, confidence: dict[str, float]) -> Quote:

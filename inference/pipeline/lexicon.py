@@ -185,16 +185,11 @@ class Lexicon:
         """The one nationality the phrase's words give ("El ministro ruso" -> RU), None for none
         or more than one; a word must start a word where the language spaces its words."""
         folded = phrase.casefold()
-        found = set()
-        for nationality, words in self.nationalities:
-            for word in words:
-                w = word.casefold()
-                k = folded.find(w) if w else -1
-                while k >= 0:
-                    if k == 0 or not self.word_boundaries or not is_word_char(folded[k - 1]):
-                        found.add(nationality)
-                        break
-                    k = folded.find(w, k + 1)
+        found = {
+            nationality
+            for nationality, words in self.nationalities
+            if find_terms(folded, tuple(w.casefold() for w in words), self.word_boundaries, inflected=True)
+        }
         return found.pop() if len(found) == 1 else None
 
     def names_individual(self, phrase: str) -> bool:
